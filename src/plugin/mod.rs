@@ -1,0 +1,3 @@
+//! The CloudQuery plugin surface: command line, gRPC services, spec, unix-socket transport.
+
+pub mod cli;
