@@ -1,1 +1,5 @@
-//! TODO: filled in by its issue.
+//! Pure decoders from PostgreSQL binary values into Arrow builders.
+
+pub mod types;
+
+pub use types::PgType;
