@@ -108,8 +108,11 @@ def float_value(x, single=False):
         packed = struct.pack("<f", x)
         for digits in range(1, 10):
             text = "%.*g" % (digits, x)
-            if struct.pack("<f", float(text)) == packed:
-                return float(text)
+            try:
+                if struct.pack("<f", float(text)) == packed:
+                    return float(text)
+            except OverflowError:  # rounded past the float32 range
+                continue
     return float(x)
 
 
