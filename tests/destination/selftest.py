@@ -13,7 +13,12 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HE
 try:
     import pyarrow as pa
 except ImportError:
-    cache = os.environ.get("CQ_CACHE_DIR", "/var/cache/cq-source-postgresql")
+    default_cache = (
+        "/var/cache/cq-source-postgresql"
+        if os.geteuid() == 0
+        else os.path.expanduser("~/.cache/cq-source-postgresql")
+    )
+    cache = os.environ.get("CQ_CACHE_DIR", default_cache)
     python = os.path.join(os.environ.get("CQPG_VENV", os.path.join(cache, "venv")), "bin", "python")
     if os.path.exists(python) and not os.environ.get("CQDEST_SELFTEST_REEXEC"):
         os.environ["CQDEST_SELFTEST_REEXEC"] = "1"
