@@ -78,7 +78,12 @@ class Logger:
 
 def parse_args(argv):
     """Tolerant `serve` flag parsing: unknown flags ignored, `--flag value` and `--flag=value`."""
-    opts = {"network": "tcp", "address": "localhost:7777", "log-level": "info", "log-format": "text"}
+    opts = {
+        "network": "tcp",
+        "address": "localhost:7777",
+        "log-level": "info",
+        "log-format": "text",
+    }
     bare = {"no-sentry", "otel-endpoint-insecure"}
     args = list(argv)
     if args and args[0] == "serve":
@@ -205,9 +210,7 @@ class Destination(plugin_pb2_grpc.PluginServicer):
                 for p in g.predicates:
                     values, type_name = decode_predicate_values(p.record)
                     if len(values) != 1:
-                        self.log.warn(
-                            "predicate record without exactly one row", rows=len(values)
-                        )
+                        self.log.warn("predicate record without exactly one row", rows=len(values))
                     preds.append(
                         {
                             "column": p.column,

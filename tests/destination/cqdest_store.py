@@ -92,7 +92,8 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " tbl TEXT NOT NULL, pk TEXT, row TEXT NOT NULL, source_name TEXT, sync_time_us INTEGER)"
+            " tbl TEXT NOT NULL, pk TEXT, row TEXT NOT NULL,"
+            " source_name TEXT, sync_time_us INTEGER)"
         )
         self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS rows_pk ON rows (tbl, pk)")
         self.closed = False
@@ -260,9 +261,7 @@ class Store:
         for i, row in enumerate(rows):
             pk = cv.dumps([row[c] for c in pk_cols]) if pk_cols else None
             source = row.get("_cq_source_name")
-            params.append(
-                (table, pk, cv.dumps(row), source, sync_raw[i] if sync_raw else None)
-            )
+            params.append((table, pk, cv.dumps(row), source, sync_raw[i] if sync_raw else None))
         self.db.execute("BEGIN")
         try:
             self.db.executemany(

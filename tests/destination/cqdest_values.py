@@ -3,30 +3,25 @@
 The canonical form is what the Rust tests compare against, so it is deliberately simple and total
 (every value renders, nothing raises):
 
-| Arrow value                          | canonical JSON                                              |
-|--------------------------------------|-------------------------------------------------------------|
-| null (any type)                      | null                                                        |
-| bool, int*, uint*                    | JSON boolean / integer (exact, any width)                   |
-| float32, float64                     | JSON number (float32: shortest text that round-trips as a   |
-|                                      | float32, so 1.1f is 1.1); NaN, +Inf, -Inf -> the strings    |
-|                                      | "NaN", "Infinity", "-Infinity"                              |
-| utf8, large_utf8                     | string                                                      |
-| extension uuid                       | "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (lower case)         |
-| extension json                       | the UTF-8 JSON text as a string (not re-encoded)            |
-| extension inet                       | the text, e.g. "10.0.0.1/32"                                |
-| extension mac                        | lower-case colon hex, e.g. "08:00:2b:01:02:03"              |
-| binary, large_binary, fixed_size_b.  | "\\x" + lower-case hex (PostgreSQL's bytea hex form)        |
-| date32, date64                       | "YYYY-MM-DD"                                                |
-| time32, time64                       | "HH:MM:SS", "HH:MM:SS.ffffff" when the microseconds are not |
-|                                      | zero, "HH:MM:SS.fffffffff" when there are nanoseconds       |
-| timestamp                            | "YYYY-MM-DDTHH:MM:SS[.ffffff|.fffffffff]" + "Z" when the    |
-|                                      | type has a time zone (the fraction as for time)             |
-| list, large_list, fixed_size_list    | JSON array of the canonical elements                        |
-| struct                               | JSON object, fields in schema order                         |
-| map                                  | JSON array of [key, value] pairs                            |
-| decimal                              | string, e.g. "1.50"                                         |
-| duration                             | integer count of the type's unit                            |
-| anything else                        | str() of the Python value                                   |
+- null (any type) -> null
+- bool, int*, uint* -> JSON boolean / integer (exact, any width)
+- float32, float64 -> JSON number (float32: the shortest text that round-trips as a float32, so
+  1.1f is 1.1); NaN, +Inf, -Inf -> the strings "NaN", "Infinity", "-Infinity"
+- utf8, large_utf8 -> string
+- extension uuid -> "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (lower case)
+- extension json -> the UTF-8 JSON text as a string (not re-encoded)
+- extension inet -> the text, e.g. "10.0.0.1/32"
+- extension mac -> lower-case colon hex, e.g. "08:00:2b:01:02:03"
+- binary, large_binary, fixed_size_binary -> "\\x" + lower-case hex (PostgreSQL's bytea hex form);
+  json/inet bytes that are not UTF-8 also fall back to this form
+- date32, date64 -> "YYYY-MM-DD"
+- time32, time64 -> "HH:MM:SS", "HH:MM:SS.ffffff" when the microseconds are not zero,
+  "HH:MM:SS.fffffffff" when there are nanoseconds (24:00:00 stays 24:00:00)
+- timestamp -> "YYYY-MM-DDTHH:MM:SS[.ffffff|.fffffffff]", plus "Z" when the type has a time zone
+- list, large_list, fixed_size_list -> JSON array of the canonical elements
+- struct -> JSON object; map -> JSON array of [key, value] pairs
+- decimal -> string, e.g. "1.5000000000"; duration -> integer count of the type's unit
+- dictionary -> the decoded values; anything else -> str() of the Python value
 
 Values a calendar type cannot show (years outside 1..9999 of Python's datetime, e.g. a date32 of
 i32::MAX, or a timestamp beyond 9999-12-31) render as "<type>:<raw integer>", for example
@@ -57,9 +52,7 @@ def decode_metadata(md):
     """Arrow metadata (bytes -> bytes) as a str -> str dict."""
     if not md:
         return {}
-    return {
-        k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in md.items()
-    }
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in md.items()}
 
 
 def extension_name(field):
@@ -186,7 +179,7 @@ def _valid(arr):
 def _with_nulls(values, valid):
     if valid is None:
         return values
-    return [v if ok else None for v, ok in zip(values, valid)]
+    return [v if ok else None for v, ok in zip(values, valid, strict=True)]
 
 
 def column_values(field, arr):
@@ -228,9 +221,7 @@ def column_values(field, arr):
         return [None if d is None else date_from_days(d, "date32", d) for d in raw]
     if pa.types.is_date64(t):
         raw = arr.view(pa.int64()).to_pylist()
-        return [
-            None if d is None else date_from_days(d // 86_400_000, "date64", d) for d in raw
-        ]
+        return [None if d is None else date_from_days(d // 86_400_000, "date64", d) for d in raw]
     if pa.types.is_time32(t) or pa.types.is_time64(t):
         raw = arr.view(pa.int32() if pa.types.is_time32(t) else pa.int64()).to_pylist()
         label = "%s[%s]" % ("time32" if pa.types.is_time32(t) else "time64", t.unit)
@@ -256,8 +247,7 @@ def column_values(field, arr):
         return _with_nulls(out, valid)
     if pa.types.is_struct(t):
         children = [
-            (t.field(i).name, column_values(t.field(i), arr.field(i)))
-            for i in range(t.num_fields)
+            (t.field(i).name, column_values(t.field(i), arr.field(i))) for i in range(t.num_fields)
         ]
         out = [{name: vals[i] for name, vals in children} for i in range(len(arr))]
         return _with_nulls(out, valid)
@@ -282,8 +272,7 @@ def _list_values(t, arr, valid):
 def batch_rows(batch):
     """The rows of a record batch as a list of dicts (column order kept), canonical values."""
     cols = [
-        (field.name, column_values(field, batch.column(i)))
-        for i, field in enumerate(batch.schema)
+        (field.name, column_values(field, batch.column(i))) for i, field in enumerate(batch.schema)
     ]
     return [{name: vals[r] for name, vals in cols} for r in range(batch.num_rows)]
 

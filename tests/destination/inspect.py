@@ -1,13 +1,17 @@
 """Reads back what the test destination recorded; prints JSON on stdout.
 
-  inspect.py summary DIR                 {"tables": {T: {"inserts", "rows", "batch_rows", "migrates",
-                                          "deletes", "delete_stale"}}, "order": [message types],
-                                          "messages": n, "lifecycle": [events]}
-  inspect.py rows DIR TABLE [--with-cq]  every received row of TABLE, in arrival order (from the Arrow
-                                          files), canonical JSON; `_cq_*` columns only with --with-cq
-  inspect.py state DIR TABLE [--with-cq] the applied state of TABLE sorted by primary key
-  inspect.py schema DIR TABLE            the last migrate_table entry of TABLE (fields, metadata)
-  inspect.py log DIR                     every log.jsonl entry
+  inspect.py summary DIR
+      {"tables": {T: {"inserts", "rows", "batch_rows", "migrates", "deletes", "delete_stale"}},
+       "order": [message types], "messages": n, "lifecycle": [events]}
+  inspect.py rows DIR TABLE [--with-cq]
+      every received row of TABLE in arrival order (from the Arrow files), canonical JSON;
+      the `_cq_*` columns only with --with-cq
+  inspect.py state DIR TABLE [--with-cq]
+      the applied state of TABLE sorted by primary key
+  inspect.py schema DIR TABLE
+      the last migrate_table entry of TABLE (fields, metadata), or null
+  inspect.py log DIR
+      every log.jsonl entry
 
 Canonical JSON is documented in cqdest_values.py. Exit status 2 on bad usage.
 """

@@ -136,8 +136,12 @@ class CanonicalValues(unittest.TestCase):
         self.assertEqual(canon(f, [86_400_000, I64_MAX]), ["1970-01-02", "date64:%d" % I64_MAX])
 
     def test_times(self):
-        self.assertEqual(canon(pa.field("t", pa.time32("s")), [3723, 86400]), ["01:02:03", "24:00:00"])
-        self.assertEqual(canon(pa.field("t", pa.time32("ms")), [1, None]), ["00:00:00.001000", None])
+        self.assertEqual(
+            canon(pa.field("t", pa.time32("s")), [3723, 86400]), ["01:02:03", "24:00:00"]
+        )
+        self.assertEqual(
+            canon(pa.field("t", pa.time32("ms")), [1, None]), ["00:00:00.001000", None]
+        )
         self.assertEqual(
             canon(pa.field("t", pa.time64("us")), [0, 45296789012]),
             ["00:00:00", "12:34:56.789012"],
@@ -165,7 +169,8 @@ class CanonicalValues(unittest.TestCase):
         )
         self.assertEqual(canon(pa.field("t", pa.timestamp("s")), [86400]), ["1970-01-02T00:00:00"])
         self.assertEqual(
-            canon(pa.field("t", pa.timestamp("ms", tz="UTC")), [1500]), ["1970-01-01T00:00:01.500000Z"]
+            canon(pa.field("t", pa.timestamp("ms", tz="UTC")), [1500]),
+            ["1970-01-01T00:00:01.500000Z"],
         )
         self.assertEqual(
             canon(pa.field("t", pa.timestamp("ns", tz="UTC")), [I64_MAX]),
@@ -184,7 +189,9 @@ class CanonicalValues(unittest.TestCase):
         self.assertEqual(cv.column_values(f, arr), [[2, 3], [4]])
         child = ext_field("item", pa.binary(16), "uuid")
         f = pa.field("l", pa.list_(child))
-        self.assertEqual(canon(f, [[uuid.UUID(int=1).bytes, None]]), [[str(uuid.UUID(int=1)), None]])
+        self.assertEqual(
+            canon(f, [[uuid.UUID(int=1).bytes, None]]), [[str(uuid.UUID(int=1)), None]]
+        )
         f = pa.field("l", pa.large_list(pa.float32()))
         self.assertEqual(canon(f, [[float("nan"), 1.5]]), [["NaN", 1.5]])
         f = pa.field("l", pa.list_(pa.list_(pa.utf8())))
@@ -249,7 +256,8 @@ class StoreApplication(unittest.TestCase):
             schema=self.items,
         )
 
-    def pred(self, column, value, type_=pa.int64()):
+    def pred(self, column, value, type_=None):
+        type_ = type_ or pa.int64()
         values = cv.column_values(pa.field(column, type_), pa.array([value], type_))
         return {"column": column, "operator": "EQ", "values": values}
 
@@ -265,7 +273,12 @@ class StoreApplication(unittest.TestCase):
         # AND group: both columns must match
         e = s.delete_record(
             "items",
-            [{"grouping": "AND", "predicates": [self.pred("k1", 9), self.pred("k2", "b", pa.utf8())]}],
+            [
+                {
+                    "grouping": "AND",
+                    "predicates": [self.pred("k1", 9), self.pred("k2", "b", pa.utf8())],
+                }
+            ],
         )
         self.assertEqual(e["deleted"], 1)
         self.assertEqual(self.state(), [(9, "a", "y"), (10, "a", "x2")])
@@ -280,7 +293,9 @@ class StoreApplication(unittest.TestCase):
         self.assertEqual(e["deleted"], 1)
         self.assertEqual(self.state(), [(9, "a", "y")])
         # a NULL value matches nothing; an unknown column matches nothing
-        e = s.delete_record("items", [{"grouping": "AND", "predicates": [self.pred("v", None, pa.utf8())]}])
+        e = s.delete_record(
+            "items", [{"grouping": "AND", "predicates": [self.pred("v", None, pa.utf8())]}]
+        )
         self.assertEqual(e["deleted"], 0)
         e = s.delete_record("items", [{"grouping": "AND", "predicates": [self.pred("nope", 9)]}])
         self.assertEqual(e["deleted"], 0)
@@ -319,7 +334,11 @@ class StoreApplication(unittest.TestCase):
         inserts = [(e["file"], e["batch"]) for e in log if e["type"] == "insert"]
         self.assertEqual(
             inserts,
-            [("tables/items.1.arrows", 0), ("tables/items.1.arrows", 1), ("tables/items.2.arrows", 0)],
+            [
+                ("tables/items.1.arrows", 0),
+                ("tables/items.1.arrows", 1),
+                ("tables/items.2.arrows", 0),
+            ],
         )
         batches, complete = store.read_batches(os.path.join(self.dir, "tables/items.1.arrows"))
         self.assertEqual((len(batches), complete), (2, True))
