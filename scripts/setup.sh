@@ -170,6 +170,14 @@ case "$cli_version" in
 esac
 cq_log "CloudQuery CLI $CQPG_CLI_VERSION at $CQ_CACHE_DIR/bin/cloudquery; venv ready ($(cq_elapsed "$step_start"))"
 
+# --- cargo-nextest (on the machine image; installed only when missing) -------------------------
+if ! cargo nextest --version >/dev/null 2>&1 &&
+    ! "$CQ_CACHE_DIR/cargo-tools/bin/cargo-nextest" --version >/dev/null 2>&1; then
+    cq_log "cargo install cargo-nextest"
+    CARGO_TARGET_DIR="$CQ_CACHE_DIR/cargo-tools-target" \
+        cargo install cargo-nextest --locked --root "$CQ_CACHE_DIR/cargo-tools"
+fi
+
 # --- cargo-fuzz -------------------------------------------------------------------------------
 if [ "$with_fuzz" = 1 ]; then
     step_start="$(cq_now)"
