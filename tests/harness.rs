@@ -324,7 +324,7 @@ fn unix_socket_logins_use_the_same_rules() {
 fn url_is_a_working_connection_string() {
     let pg = PgServer::start();
     let url = pg.url(roles::SCRAM_USER, roles::PASSWORD, "postgres");
-    assert!(url.starts_with(&format!("postgres://scram_user:")));
+    assert!(url.starts_with("postgres://scram_user:"));
     assert!(url.ends_with(&format!(
         "@127.0.0.1:{}/postgres?sslmode=disable",
         pg.port()

@@ -61,6 +61,9 @@ const TEMPLATE_FORMAT: u32 = 1;
 /// Name of the per-server config file the template's postgresql.conf includes.
 const SERVER_CONF: &str = "cqpg.conf";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Prefix of each server's temporary directory, and the file in it naming the test process.
+const SERVER_DIR_PREFIX: &str = "cqpg-srv-";
+const OWNER_FILE: &str = "owner.pid";
 
 #[derive(Clone, Debug)]
 pub struct PgOptions {
@@ -120,12 +123,17 @@ impl PgServer {
         let template = ensure_template(&bin_dir, major);
         let owner = server_owner();
 
+        let tmp_root = server_tmp_root();
+        static SWEPT: OnceLock<()> = OnceLock::new();
+        SWEPT.get_or_init(|| sweep_orphans(&tmp_root));
         let root = tempfile::Builder::new()
-            .prefix("cqpg-")
-            .tempdir_in(server_tmp_root())
+            .prefix(SERVER_DIR_PREFIX)
+            .tempdir_in(&tmp_root)
             .expect("create the server's temporary directory");
         // The server user must traverse it to reach the data, socket and certificate dirs.
         set_mode(root.path(), 0o755);
+        fs::write(root.path().join(OWNER_FILE), std::process::id().to_string())
+            .expect("write the owner pid");
         let data_dir = root.path().join("data");
         let socket_dir = root.path().join("sock");
         let certs_dir = root.path().join("certs");
@@ -491,6 +499,45 @@ pub fn server_tmp_root() -> PathBuf {
         }
     })
     .clone()
+}
+
+/// Removes the directories (and stops the servers) of test processes that were killed before
+/// their `PgServer` could drop, e.g. by nextest's timeout: in /dev/shm they would hold memory.
+fn sweep_orphans(tmp_root: &Path) {
+    let Ok(entries) = fs::read_dir(tmp_root) else {
+        return;
+    };
+    let alive = |pid: u32| Path::new("/proc").join(pid.to_string()).exists();
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SERVER_DIR_PREFIX)
+        {
+            continue;
+        }
+        let dir = entry.path();
+        // No owner file yet: another process is creating it right now.
+        let Some(owner) = fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if alive(owner) {
+            continue;
+        }
+        if let Some(pid) = postmaster_pid(&dir.join("data")) {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            // Only a postgres process: the pid may have been reused since.
+            if String::from_utf8_lossy(&cmdline).contains("postgres") {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
 
 /// The cache directory shared with scripts/lib.sh.
