@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the settings below are used by the scripts that source this file
 # Shared settings and helpers for the project's scripts. Source it; do not run it.
 #
 # Everything the scripts download or build lives under CQ_CACHE_DIR so a CI cache of that one

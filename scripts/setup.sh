@@ -11,6 +11,7 @@
 # - the Python venv $CQ_CACHE_DIR/venv from tests/destination/requirements.txt, with the real
 #   CloudQuery CLI exposed as $CQ_CACHE_DIR/bin/cloudquery;
 # - with --with-fuzz: cargo-fuzz in $CQ_CACHE_DIR/cargo-tools/bin.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 with_fuzz=0

@@ -13,6 +13,7 @@
 #   CQPG_FUZZ_SECONDS     seconds per fuzz target
 #   CQPG_SKIP_FUZZ=1      skip step 3 (and the cargo-fuzz install)
 #   CI=true               non-interactive run: no colours, Cargo.lock must be up to date
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CQ_REPO_ROOT"
 
