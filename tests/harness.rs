@@ -430,6 +430,14 @@ fn restart_and_stop_keep_the_data() {
     );
     pg.restart();
     assert_eq!(pg.psql("SELECT v FROM kept"), "42");
+    // The log keeps every start.
+    let log = std::fs::read_to_string(pg.log_file()).unwrap();
+    assert_eq!(
+        log.matches("database system is ready to accept connections")
+            .count(),
+        3,
+        "{log}"
+    );
 }
 
 #[test]

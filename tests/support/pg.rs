@@ -170,7 +170,7 @@ impl PgServer {
             attempt += 1;
             server.port = free_port();
             server.write_conf(&opts);
-            match server.spawn_and_wait() {
+            match server.spawn_and_wait(true) {
                 Ok(()) => break,
                 Err(why) => {
                     let log = server.log_tail();
@@ -306,7 +306,7 @@ impl PgServer {
     /// Clean (fast) shutdown then start again on the same port with the same data.
     pub fn restart(&mut self) {
         self.stop();
-        if let Err(why) = self.spawn_and_wait() {
+        if let Err(why) = self.spawn_and_wait(false) {
             panic!(
                 "PostgreSQL {} did not restart: {why}\n--- {} ---\n{}",
                 self.major,
@@ -375,9 +375,16 @@ impl PgServer {
         give_to_server(&path, server_owner());
     }
 
-    fn spawn_and_wait(&mut self) -> Result<(), String> {
-        // A fresh log per attempt: a retry must not see the previous attempt's bind error.
-        let log = File::create(&self.log_file).map_err(|e| format!("create the log file: {e}"))?;
+    fn spawn_and_wait(&mut self, fresh_log: bool) -> Result<(), String> {
+        // A fresh log per start attempt (a retry must not see the previous attempt's bind
+        // error); a restart appends so the log keeps the whole story.
+        let log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(!fresh_log)
+            .truncate(fresh_log)
+            .open(&self.log_file)
+            .map_err(|e| format!("open the log file: {e}"))?;
         let log_err = log
             .try_clone()
             .map_err(|e| format!("clone the log file: {e}"))?;
