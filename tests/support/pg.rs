@@ -72,6 +72,7 @@ pub struct PgOptions {
     /// `logical` by default.
     pub wal_level: &'static str,
     /// Extra postgresql.conf lines, appended after the harness's settings (so they win).
+    /// Leave `port`, `listen_addresses` and `unix_socket_directories` to the harness.
     pub extra_conf: Vec<String>,
 }
 
@@ -388,8 +389,9 @@ impl PgServer {
         let log_err = log
             .try_clone()
             .map_err(|e| format!("clone the log file: {e}"))?;
-        // The postmaster runs as our child (not detached like with `pg_ctl start`), so when a
-        // test process is killed the process-group signal reaches the server too.
+        // The postmaster runs as our child, in our process group (`pg_ctl start` would detach
+        // it with setsid), so nextest's timeout signal to the test's group reaches it too.
+        // Servers of processes that died otherwise are removed by `sweep_orphans`.
         let child = server_command(&self.bin_dir.join("postgres"))
             .arg("-D")
             .arg(&self.data_dir)
