@@ -35,7 +35,7 @@ run_step() {
     local name="$1" start rc
     shift
     start="$(cq_now)"
-    printf '\n==> %s\n' "$name" >&2
+    printf '\n==> %s\n    $ %s\n' "$name" "$*" >&2
     set +e
     "$@"
     rc=$?
