@@ -640,10 +640,13 @@ fn ensure_template(bin_dir: &Path, major: u32) -> PathBuf {
         )
     };
     let dir = templates.join(&key);
+    // The owner is part of it: a cache restored on a machine where `cqpg` got another uid
+    // would hold a data directory the server refuses to use.
     let stamp = format!(
-        "format={TEMPLATE_FORMAT}\n{}\n{}\n",
+        "format={TEMPLATE_FORMAT}\n{}\n{}\nowner={:?}\n",
         postgres_version(&bin_dir.join("postgres")),
-        bin_dir.display()
+        bin_dir.display(),
+        server_owner()
     );
     let ready = || fs::read_to_string(dir.join("stamp")).ok().as_deref() == Some(stamp.as_str());
     if ready() {
