@@ -4,4 +4,6 @@
 // Every test binary compiles this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod destination;
 pub mod pg;
