@@ -23,3 +23,6 @@ pub use error::DecodeError;
 pub use pgoutput::{parse as parse_pgoutput, PgOutputMessage};
 pub use readers::ColumnReader;
 pub use types::{arrow_field, arrow_type, cq_field, PgType};
+
+#[cfg(test)]
+mod tests;
