@@ -11,7 +11,7 @@ mod readers;
 /// Bytes from a hex string (test constants only).
 pub(super) fn hex(s: &str) -> Vec<u8> {
     let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     s.chunks(2)
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
         .collect()

@@ -27,7 +27,7 @@ fn begin_and_commit() {
     assert_eq!(begin.xid, 740);
     assert_eq!(begin.commit_time, 0x00030400df89fc01);
     let c = msg("43000000000001570c080000000001570c3800030400df89fc01");
-    let M::Commit(commit) = parse(&c).unwrap() else {
+    let M::Commit(commit) = parse(c).unwrap() else {
         panic!()
     };
     assert_eq!(
