@@ -3,6 +3,7 @@
 //! text it prints for the same value (`v::text`), or are hand-built from the documented send
 //! formats of known constants.
 
+mod bench;
 mod copy_binary;
 mod numeric_inet;
 mod pgoutput;
