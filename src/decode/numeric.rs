@@ -18,9 +18,54 @@ const SIGN_NINF: u16 = 0xF000;
 const DSCALE_MASK: u16 = 0x3FFF;
 const NBASE: i16 = 10000;
 
-/// Append the text form of the numeric in `bytes` to `out` (which is not cleared). On error `out`
-/// is left unchanged.
-pub fn write_numeric(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
+/// Where numeric text goes: a `String`, or straight into an Arrow `StringBuilder` (whose
+/// current value the caller then closes with `append_value("")`). Writes cannot fail.
+pub trait TextSink {
+    fn push_text(&mut self, s: &str);
+}
+
+impl TextSink for String {
+    fn push_text(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl TextSink for arrow_array::builder::StringBuilder {
+    fn push_text(&mut self, s: &str) {
+        // GenericStringBuilder's fmt::Write appends to the value in progress and never fails.
+        let _ = std::fmt::Write::write_str(self, s);
+    }
+}
+
+/// The four-digit text of every base-10000 digit, `0000` to `9999`, one after the other.
+/// Only read at compile time, to build the one static copy in [`GROUPS`].
+#[allow(clippy::large_const_arrays)]
+const GROUP_TABLE: [u8; 40_000] = {
+    let mut t = [0u8; 40_000];
+    let mut g = 0;
+    while g < 10_000 {
+        t[4 * g] = b'0' + (g / 1000) as u8;
+        t[4 * g + 1] = b'0' + (g / 100 % 10) as u8;
+        t[4 * g + 2] = b'0' + (g / 10 % 10) as u8;
+        t[4 * g + 3] = b'0' + (g % 10) as u8;
+        g += 1;
+    }
+    t
+};
+static GROUPS: &str = match std::str::from_utf8(&GROUP_TABLE) {
+    Ok(s) => s,
+    Err(_) => panic!("the digit table is ASCII"),
+};
+
+/// The zero-padded text of base-10000 digit `g` (< 10000, checked by the caller).
+fn group(g: u16) -> &'static str {
+    let i = usize::from(g) * 4;
+    GROUPS.get(i..i + 4).unwrap_or("0000")
+}
+
+/// Append the text form of the numeric in `bytes` to `out`. Everything is validated before the
+/// first write, so on error nothing was written.
+pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<(), DecodeError> {
     let mut r = Buf::new(bytes);
     let ndigits = r.i16("numeric ndigits")?;
     let weight = i32::from(r.i16("numeric weight")?);
@@ -60,11 +105,8 @@ pub fn write_numeric(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> 
             found: i64::from(dscale),
         });
     }
-    // Validate every digit before writing anything, so a bad value leaves `out` untouched.
-    let digit_values = digits
-        .chunks_exact(2)
-        .map(|c| i16::from_be_bytes([c[0], c[1]]));
-    for d in digit_values {
+    for c in digits.chunks_exact(2) {
+        let d = i16::from_be_bytes([c[0], c[1]]);
         if !(0..NBASE).contains(&d) {
             return Err(DecodeError::Invalid {
                 what: "numeric digit",
@@ -73,8 +115,7 @@ pub fn write_numeric(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> 
             });
         }
     }
-    // Digit i of the base-10000 representation, zero outside the stored ones. Always in range
-    // after the check above.
+    // Digit i of the base-10000 representation, zero outside the stored ones.
     let digit = |i: i32| -> u16 {
         usize::try_from(i)
             .ok()
@@ -82,64 +123,44 @@ pub fn write_numeric(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> 
             .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]))
     };
 
-    out.reserve(2 + 4 * (weight.max(0) as usize + 1) + usize::from(dscale) + 4);
     if negative {
-        out.push('-');
+        out.push_text("-");
     }
     // Integer part: digit groups 0..=weight; the first without leading zeros, at least "0".
     let mut d: i32;
     if weight < 0 {
         d = weight + 1;
-        out.push('0');
+        out.push_text("0");
     } else {
-        push_leading_group(out, digit(0));
+        let first = digit(0);
+        let skip = match first {
+            1000.. => 0,
+            100.. => 1,
+            10.. => 2,
+            _ => 3,
+        };
+        out.push_text(group(first).get(skip..).unwrap_or("0"));
         for i in 1..=weight {
-            push_group(out, digit(i));
+            out.push_text(group(digit(i)));
         }
         d = weight + 1;
     }
-    // Fraction: whole groups, then cut to exactly dscale digits.
+    // Fraction: exactly dscale digits, four per base-10000 digit, the last group cut short.
     if dscale > 0 {
-        out.push('.');
-        let end = out.len() + usize::from(dscale);
-        let mut written = 0u16;
-        while written < dscale {
-            push_group(out, digit(d));
+        out.push_text(".");
+        let mut left = usize::from(dscale);
+        while left > 0 {
+            let g = group(digit(d));
+            let n = left.min(4);
+            out.push_text(g.get(..n).unwrap_or(g));
+            left -= n;
             d += 1;
-            written = written.saturating_add(4);
         }
-        out.truncate(end);
     }
     Ok(())
 }
 
-fn special(out: &mut String, text: &str) -> Result<(), DecodeError> {
-    out.push_str(text);
+fn special<S: TextSink + ?Sized>(out: &mut S, text: &str) -> Result<(), DecodeError> {
+    out.push_text(text);
     Ok(())
-}
-
-/// Four decimal digits, zero-padded.
-fn push_group(out: &mut String, g: u16) {
-    let bytes = [
-        b'0' + (g / 1000 % 10) as u8,
-        b'0' + (g / 100 % 10) as u8,
-        b'0' + (g / 10 % 10) as u8,
-        b'0' + (g % 10) as u8,
-    ];
-    for b in bytes {
-        out.push(char::from(b));
-    }
-}
-
-/// Up to four decimal digits without leading zeros (the last digit always written).
-fn push_leading_group(out: &mut String, g: u16) {
-    let mut started = false;
-    for div in [1000u16, 100, 10] {
-        let dig = (g / div % 10) as u8;
-        started |= dig > 0;
-        if started {
-            out.push(char::from(b'0' + dig));
-        }
-    }
-    out.push(char::from(b'0' + (g % 10) as u8));
 }

@@ -75,8 +75,7 @@ enum Inner {
     UInt64(UInt64Builder),
     Text(StringBuilder),
     Char(StringBuilder),
-    /// The String is a scratch buffer reused for every value.
-    Numeric(StringBuilder, String),
+    Numeric(StringBuilder),
     Bytea(BinaryBuilder),
     Json(BinaryBuilder),
     Jsonb(BinaryBuilder),
@@ -107,7 +106,7 @@ macro_rules! dispatch {
             Inner::Float64($b) => $body,
             Inner::UInt32($b) => $body,
             Inner::UInt64($b) => $body,
-            Inner::Text($b) | Inner::Char($b) | Inner::Numeric($b, _) => $body,
+            Inner::Text($b) | Inner::Char($b) | Inner::Numeric($b) => $body,
             Inner::Bytea($b) | Inner::Json($b) | Inner::Jsonb($b) | Inner::Inet($b, _) => $body,
             Inner::MacAddr($b) | Inner::MacAddr8($b) => $body,
             Inner::Uuid($b) => $body,
@@ -137,7 +136,7 @@ impl ColumnReader {
             PgType::Xid8 => Inner::UInt64(UInt64Builder::new()),
             PgType::Text | PgType::ServerText => Inner::Text(StringBuilder::new()),
             PgType::Char => Inner::Char(StringBuilder::new()),
-            PgType::Numeric => Inner::Numeric(StringBuilder::new(), String::new()),
+            PgType::Numeric => Inner::Numeric(StringBuilder::new()),
             PgType::Bytea => Inner::Bytea(BinaryBuilder::new()),
             PgType::Json => Inner::Json(BinaryBuilder::new()),
             PgType::Jsonb => Inner::Jsonb(BinaryBuilder::new()),
@@ -195,10 +194,11 @@ impl ColumnReader {
             Inner::UInt64(b) => b.append_value(u64::from_be_bytes(fixed(bytes, "xid8")?)),
             Inner::Text(b) => b.append_value(utf8(bytes, "text")?),
             Inner::Char(b) => append_char(b, bytes)?,
-            Inner::Numeric(b, scratch) => {
-                scratch.clear();
-                write_numeric(bytes, scratch)?;
-                b.append_value(scratch.as_str());
+            Inner::Numeric(b) => {
+                // Digits go straight into the builder's value buffer (nothing is written when
+                // the value is invalid); the empty append closes the value.
+                write_numeric(bytes, b)?;
+                b.append_value("");
             }
             Inner::Bytea(b) => b.append_value(bytes),
             Inner::Json(b) => b.append_value(utf8(bytes, "json")?),

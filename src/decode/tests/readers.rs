@@ -562,3 +562,16 @@ fn readers_reset_between_batches() {
     assert!(second.is_null(0));
     assert_eq!(second.value(1), 2);
 }
+
+#[test]
+fn invalid_numeric_leaves_no_trace_in_the_column() {
+    let mut r = ColumnReader::new(&PgType::Numeric);
+    // Digit 10000 is invalid: nothing may reach the builder's value buffer.
+    assert!(r
+        .append_value(&hex("0002 0000 0000 0002 0001 2710"))
+        .is_err());
+    r.append_value(&hex("000200000000000200011388")).unwrap();
+    let a = r.finish().unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a.as_string::<i32>().value(0), "1.50");
+}
