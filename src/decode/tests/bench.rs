@@ -160,3 +160,29 @@ fn bench_lineitem_like() {
         .collect();
     run("lineitem-like (4 numeric, text, date)", &types, &frames);
 }
+
+#[test]
+#[ignore]
+fn bench_numeric_column() {
+    use crate::decode::ColumnReader;
+    let values: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| numeric_2dp((i % 60_000) as u16, (i % 100) as u16))
+        .collect();
+    let mut best = f64::MAX;
+    for _ in 0..10 {
+        let mut r = ColumnReader::new(&PgType::Numeric);
+        let start = Instant::now();
+        for (i, v) in values.iter().enumerate() {
+            r.append_value(v).unwrap();
+            if i % BATCH == BATCH - 1 {
+                r.finish().unwrap();
+            }
+        }
+        r.finish().unwrap();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "numeric column: {:.1} ns/value (best of 10)",
+        best * 1e9 / ROWS as f64
+    );
+}
