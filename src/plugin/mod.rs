@@ -1,3 +1,4 @@
 //! The CloudQuery plugin surface: command line, gRPC services, spec, unix-socket transport.
 
 pub mod cli;
+pub mod pb;
