@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod pb;
+pub mod spec;
 pub mod transport;
