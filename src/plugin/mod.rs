@@ -3,4 +3,5 @@
 pub mod cli;
 pub mod pb;
 pub mod spec;
+pub mod spec_schema;
 pub mod transport;
