@@ -2,6 +2,8 @@
 
 pub mod cli;
 pub mod pb;
+pub mod server;
+pub mod service;
 pub mod spec;
 pub mod spec_schema;
 pub mod transport;
