@@ -318,7 +318,9 @@ pub async fn serve_listener<S: Source>(
                     Ok(s)
                 })
             });
-            router.serve_with_incoming_shutdown(incoming, shutdown).await
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
         }
     }
 }

@@ -178,7 +178,10 @@ pub enum SyncMessage {
     DeleteRecord(DeleteRecord),
     /// A per-table problem. Forwarded only when the request has `withErrorMessages`; otherwise
     /// logged at error level (the CLI then counts it in its summary) and the sync goes on.
-    Error { table: String, error: String },
+    Error {
+        table: String,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -579,7 +582,9 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
                     log_error!("sync failed", error = e.to_string());
                     // Ignored if the client is gone already.
                     let _ = tx
-                        .send(Err(Status::internal(format!("failed to sync records: {e}"))))
+                        .send(Err(Status::internal(format!(
+                            "failed to sync records: {e}"
+                        ))))
                         .await;
                 }
             }
@@ -596,14 +601,18 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
         &self,
         _: Request<pb::read::Request>,
     ) -> Result<Response<Self::ReadStream>, Status> {
-        Err(Status::unimplemented("Read is not supported by a source plugin"))
+        Err(Status::unimplemented(
+            "Read is not supported by a source plugin",
+        ))
     }
 
     async fn write(
         &self,
         _: Request<Streaming<pb::write::Request>>,
     ) -> Result<Response<pb::write::Response>, Status> {
-        Err(Status::unimplemented("Write is not supported by a source plugin"))
+        Err(Status::unimplemented(
+            "Write is not supported by a source plugin",
+        ))
     }
 
     type TransformStream = BoxStream<pb::transform::Response>;
@@ -651,13 +660,11 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
                 failure_code: String::new(),
                 failure_description: String::new(),
             },
-            TestConnectionOutcome::Failure { code, description } => {
-                pb::test_connection::Response {
-                    success: false,
-                    failure_code: code.as_str().to_string(),
-                    failure_description: one_line(&description),
-                }
-            }
+            TestConnectionOutcome::Failure { code, description } => pb::test_connection::Response {
+                success: false,
+                failure_code: code.as_str().to_string(),
+                failure_description: one_line(&description),
+            },
         };
         Ok(Response::new(response))
     }

@@ -117,7 +117,10 @@ impl fmt::Debug for Spec {
             .field("connection_string", &"<redacted>")
             .field("pgx_log_level", &self.pgx_log_level)
             .field("rows_per_record", &self.rows_per_record)
-            .field("destination_table_name", &self.destination_table_name.as_str())
+            .field(
+                "destination_table_name",
+                &self.destination_table_name.as_str(),
+            )
             .field("cdc_id", &self.cdc_id.as_ref().map(CdcId::as_str))
             .field("concurrency", &self.concurrency)
             .finish()
@@ -189,7 +192,12 @@ impl Spec {
             }
         };
 
-        let levels = Level::NAMES.iter().rev().copied().collect::<Vec<_>>().join(", ");
+        let levels = Level::NAMES
+            .iter()
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
         let pgx_log_level = match map.get("pgx_log_level") {
             None => Level::Error,
             Some(Value::String(s)) => Level::parse(s).unwrap_or_else(|| {
@@ -208,12 +216,8 @@ impl Spec {
             }
         };
 
-        let rows_per_record = positive_integer(
-            map,
-            "rows_per_record",
-            DEFAULT_ROWS_PER_RECORD,
-            &mut errors,
-        );
+        let rows_per_record =
+            positive_integer(map, "rows_per_record", DEFAULT_ROWS_PER_RECORD, &mut errors);
         let concurrency = positive_integer(map, "concurrency", DEFAULT_CONCURRENCY, &mut errors);
 
         let cdc_id = match map.get("cdc_id") {
@@ -516,9 +520,7 @@ impl TableNameTemplate {
                     out.push_str(&uuid.hyphenated().to_string().replace('-', "_"))
                 }
                 Part::Placeholder(Placeholder::Year) => out.push_str(&format!("{:04}", now.year)),
-                Part::Placeholder(Placeholder::Month) => {
-                    out.push_str(&format!("{:02}", now.month))
-                }
+                Part::Placeholder(Placeholder::Month) => out.push_str(&format!("{:02}", now.month)),
                 Part::Placeholder(Placeholder::Day) => out.push_str(&format!("{:02}", now.day)),
                 Part::Placeholder(Placeholder::Hour) => out.push_str(&format!("{:02}", now.hour)),
                 Part::Placeholder(Placeholder::Minute) => {
@@ -630,7 +632,10 @@ mod tests {
         assert_eq!(spec.pgx_log_level, Level::Trace);
         assert_eq!(spec.rows_per_record, 1);
         assert_eq!(spec.concurrency, 16);
-        assert_eq!(spec.destination_table_name.as_str(), "pg_{{TABLE}}_{{YEAR}}");
+        assert_eq!(
+            spec.destination_table_name.as_str(),
+            "pg_{{TABLE}}_{{YEAR}}"
+        );
         assert_eq!(spec.cdc_id, None, "empty cdc_id is off");
     }
 
@@ -645,7 +650,10 @@ mod tests {
         for json in ["null", "{}"] {
             let e = Spec::parse(json.as_bytes(), accept_any_conn_string).unwrap_err();
             assert_eq!(e.fields(), ["connection_string"], "{json}");
-            assert!(e.to_string().contains("connection_string: is required"), "{e}");
+            assert!(
+                e.to_string().contains("connection_string: is required"),
+                "{e}"
+            );
         }
         let e = only_error(json!({ "connection_string": "  " }));
         assert_eq!(e.field, "connection_string");
@@ -666,7 +674,10 @@ mod tests {
     #[test]
     fn connection_string_check_is_called() {
         fn reject(s: &str) -> Result<(), String> {
-            Err(format!("cannot parse {:?}", s.replace("secret", "********")))
+            Err(format!(
+                "cannot parse {:?}",
+                s.replace("secret", "********")
+            ))
         }
         let e = Spec::from_value(
             &json!({ "connection_string": "postgres://u:secret@/x" }),
@@ -706,7 +717,11 @@ mod tests {
                 v[field] = bad.clone();
                 let e = only_error(v);
                 assert_eq!(e.field, field, "{bad}");
-                assert!(e.problem.contains("must be an integer >= 1"), "{}", e.problem);
+                assert!(
+                    e.problem.contains("must be an integer >= 1"),
+                    "{}",
+                    e.problem
+                );
             }
             let mut v = json!({ "connection_string": CONN });
             v[field] = json!(7);
@@ -769,7 +784,11 @@ mod tests {
         }
         let e = only_error(with("{{FOO}}_{{TABLE}}"));
         assert_eq!(e.field, "destination_table_name");
-        assert!(e.problem.contains("unknown placeholder {{FOO}}"), "{}", e.problem);
+        assert!(
+            e.problem.contains("unknown placeholder {{FOO}}"),
+            "{}",
+            e.problem
+        );
         let e = only_error(with("{{table}}"));
         assert!(e.problem.contains("{{table}}"), "{}", e.problem);
         let e = only_error(with("static_name"));
@@ -779,7 +798,11 @@ mod tests {
         let e = only_error(with("{{TABLE}}_{{YEAR"));
         assert!(e.problem.contains("unterminated"), "{}", e.problem);
         let e = only_error(with("{{{TABLE}}"));
-        assert!(e.problem.contains("unknown placeholder {{{TABLE}}"), "{}", e.problem);
+        assert!(
+            e.problem.contains("unknown placeholder {{{TABLE}}"),
+            "{}",
+            e.problem
+        );
         let e = only_error(json!({ "connection_string": CONN, "destination_table_name": 1 }));
         assert!(e.problem.contains("must be a string"));
     }
@@ -793,7 +816,11 @@ mod tests {
                 "cdc_id": "sync1",
             }));
             assert_eq!(e.field, "destination_table_name");
-            assert!(e.problem.contains("not allowed in CDC mode"), "{}", e.problem);
+            assert!(
+                e.problem.contains("not allowed in CDC mode"),
+                "{}",
+                e.problem
+            );
         }
         let spec = parse(json!({
             "connection_string": CONN,
@@ -848,7 +875,11 @@ mod tests {
         ];
         for (secs, (y, mo, d, h, mi)) in cases {
             let t = UtcMinute::from_unix_seconds(secs);
-            assert_eq!((t.year, t.month, t.day, t.hour, t.minute), (y, mo, d, h, mi), "{secs}");
+            assert_eq!(
+                (t.year, t.month, t.day, t.hour, t.minute),
+                (y, mo, d, h, mi),
+                "{secs}"
+            );
         }
     }
 }

@@ -163,7 +163,17 @@ mod tests {
         let long_ok = "a".repeat(60);
         let too_long = "a".repeat(61);
         let corpus = [
-            "a", "My-Sync_2", "0", "_", "-", &long_ok, &too_long, "a b", "a.b", "ü", "a;",
+            "a",
+            "My-Sync_2",
+            "0",
+            "_",
+            "-",
+            &long_ok,
+            &too_long,
+            "a b",
+            "a.b",
+            "ü",
+            "a;",
         ];
         for s in corpus {
             assert_eq!(

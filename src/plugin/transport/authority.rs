@@ -625,7 +625,11 @@ mod tests {
         for (name, bytes) in FIXTURES {
             let whole = rewrite(bytes).unwrap();
             for chunk in [1, 2, 7, 9, 10, 24, 33, 100] {
-                assert_eq!(rewrite_in_chunks(bytes, chunk), whole, "{name} chunk {chunk}");
+                assert_eq!(
+                    rewrite_in_chunks(bytes, chunk),
+                    whole,
+                    "{name} chunk {chunk}"
+                );
             }
         }
     }
@@ -727,7 +731,9 @@ mod tests {
             .iter()
             .all(|f| f.kind == TYPE_CONTINUATION && f.flags == 0));
         assert_eq!(fs[3].flags, FLAG_END_HEADERS);
-        assert!(fs.iter().all(|f| f.payload.len() <= MAX_OUT_FRAME && f.stream == 5));
+        assert!(fs
+            .iter()
+            .all(|f| f.payload.len() <= MAX_OUT_FRAME && f.stream == 5));
         let Item::Headers { headers, .. } = &items(&out)[0] else {
             panic!("no header block")
         };
@@ -786,7 +792,11 @@ mod tests {
         let data = frame_bytes(0, 0, 1, b"x");
         assert!(matches!(
             error_of(&with(&[open.clone(), data])),
-            AuthorityError::ExpectedContinuation { stream: 1, frame_type: 0, .. }
+            AuthorityError::ExpectedContinuation {
+                stream: 1,
+                frame_type: 0,
+                ..
+            }
         ));
         let other = frame_bytes(TYPE_CONTINUATION, FLAG_END_HEADERS, 3, &[0x82]);
         assert!(matches!(
