@@ -6,7 +6,6 @@
 //! The CLI is `CQPG_CLOUDQUERY`, else `$CQ_CACHE_DIR/bin/cloudquery`, else the project venv's.
 
 #[path = "support/cli.rs"]
-#[allow(dead_code)]
 mod cli;
 
 use std::path::{Path, PathBuf};
