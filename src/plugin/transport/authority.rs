@@ -838,6 +838,58 @@ mod tests {
         ));
     }
 
+    /// A cheap deterministic fuzz run for every `cargo test` (the libFuzzer target goes further):
+    /// mutated recordings never panic, and chunking never changes the result.
+    #[test]
+    fn mutated_recordings_never_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..4000 {
+            let (_, base) = FIXTURES[round % FIXTURES.len()];
+            let mut input = base.to_vec();
+            for _ in 0..(1 + next() % 4) {
+                let i = 24 + (next() as usize) % (input.len() - 24);
+                match next() % 3 {
+                    0 => input[i] = next() as u8,
+                    1 => input[i] ^= 1 << (next() % 8),
+                    _ => {
+                        let cut = i + (next() as usize % 16).min(input.len() - i);
+                        input.drain(i..cut);
+                    }
+                }
+                if input.len() <= 25 {
+                    break;
+                }
+            }
+            let chunk = 1 + (next() as usize) % 64;
+            let mut whole_rw = AuthorityRewriter::new();
+            let mut whole = Vec::new();
+            let whole_result = whole_rw.feed(&input, &mut whole);
+            let mut rw = AuthorityRewriter::new();
+            let mut chunked = Vec::new();
+            let mut chunked_result = Ok(());
+            for c in input.chunks(chunk) {
+                chunked_result = rw.feed(c, &mut chunked);
+                if chunked_result.is_err() {
+                    break;
+                }
+            }
+            assert_eq!(
+                whole_result.is_ok(),
+                chunked_result.is_ok(),
+                "round {round}"
+            );
+            if whole_result.is_ok() {
+                assert_eq!(whole, chunked, "round {round}");
+            }
+        }
+    }
+
     #[test]
     fn integers_round_trip_through_the_hpack_decoder() {
         for len in [0usize, 1, 126, 127, 128, 255, 16_383, 100_000] {
