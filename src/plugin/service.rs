@@ -652,7 +652,10 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
                 code: FailureCode::InvalidSpec,
                 description: e.to_string(),
             },
-            Ok(spec) => self.source.test_connection(spec).await,
+            Ok(spec) => {
+                crate::logging::set_wire_level(spec.pgx_log_level);
+                self.source.test_connection(spec).await
+            }
         };
         let response = match outcome {
             TestConnectionOutcome::Success => pb::test_connection::Response {
