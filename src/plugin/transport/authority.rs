@@ -33,6 +33,9 @@ pub const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
 pub const MAX_OUT_FRAME: usize = 16_384;
 /// Largest header block (all HEADERS + CONTINUATION payloads of one block) accepted from a client.
 pub const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// Largest re-encoded header block: dynamic-table references make a decoded block far larger than
+/// its encoding (an "HPACK bomb"), so the output is bounded too.
+pub const MAX_DECODED_BLOCK: usize = 1 << 20;
 /// HPACK dynamic table size: h2's default SETTINGS_HEADER_TABLE_SIZE, which the client must honour.
 pub const HPACK_TABLE_SIZE: usize = 4096;
 
@@ -68,6 +71,8 @@ pub enum AuthorityError {
     UnexpectedContinuation { stream: u32 },
     #[error("header block on stream {stream} exceeds {MAX_HEADER_BLOCK} bytes")]
     HeaderBlockTooLarge { stream: u32 },
+    #[error("decoded header block on stream {stream} exceeds {MAX_DECODED_BLOCK} bytes")]
+    DecodedBlockTooLarge { stream: u32 },
     #[error("PUSH_PROMISE from a client on stream {stream}")]
     PushPromise { stream: u32 },
     #[error("HPACK decoding failed on stream {stream}: {detail}")]
@@ -310,8 +315,14 @@ impl AuthorityRewriter {
         out: &mut Vec<u8>,
     ) -> Result<(), AuthorityError> {
         let mut block = Vec::with_capacity(fragment.len() + fragment.len() / 2 + 16);
+        let mut too_large = false;
         self.decoder
             .decode_with_cb(fragment, |name, value| {
+                // Keep decoding (the HPACK table must stay in step) but stop writing.
+                if too_large || block.len() + name.len() + value.len() > MAX_DECODED_BLOCK {
+                    too_large = true;
+                    return;
+                }
                 let value: &[u8] = if name.as_ref() == b":authority" {
                     REPLACEMENT_AUTHORITY
                 } else {
@@ -323,6 +334,9 @@ impl AuthorityRewriter {
                 stream,
                 detail: e.to_string(),
             })?;
+        if too_large {
+            return Err(AuthorityError::DecodedBlockTooLarge { stream });
+        }
         write_header_frames(stream, end_stream, &block, out);
         Ok(())
     }
@@ -829,6 +843,19 @@ mod tests {
         assert!(matches!(
             error_of(&with(&[push])),
             AuthorityError::PushPromise { .. }
+        ));
+        // HPACK bomb: one 4000-byte header indexed once, then referenced 300 times (1.2 MB).
+        let mut bomb = vec![0x40, 0x01, b'x', 0x7f];
+        let mut len_bytes = Vec::new();
+        encode_integer(&mut len_bytes, 4000, 7, 0);
+        bomb.truncate(3);
+        bomb.extend(len_bytes);
+        bomb.extend(vec![b'v'; 4000]);
+        bomb.extend(std::iter::repeat_n(0xbe, 300)); // index 62: the entry just added
+        let bomb = frame_bytes(TYPE_HEADERS, FLAG_END_HEADERS, 1, &bomb);
+        assert!(matches!(
+            error_of(&with(&[bomb])),
+            AuthorityError::DecodedBlockTooLarge { stream: 1 }
         ));
         let mut huge = p.clone();
         huge.extend([0x10, 0x00, 0x01, TYPE_HEADERS, 0, 0, 0, 0, 1]);
