@@ -239,7 +239,23 @@ pub struct SyncSender {
     with_error_messages: bool,
 }
 
+/// The receiving end of a [`SyncSender`]: encoded Sync responses, then at most one failed status.
+pub type SyncReceiver = mpsc::Receiver<Result<pb::sync::Response, Status>>;
+
 impl SyncSender {
+    /// A sender and its receiver, as the Sync RPC creates them; also lets the sync layers drive
+    /// [`Source::sync`] in their own tests without a gRPC server.
+    pub fn channel(capacity: usize, with_error_messages: bool) -> (SyncSender, SyncReceiver) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            SyncSender {
+                tx,
+                with_error_messages,
+            },
+            rx,
+        )
+    }
+
     /// Encodes `msg` on the caller's task, then waits for room in the stream (backpressure).
     pub async fn send(&self, msg: SyncMessage) -> Result<(), SendError> {
         let Some(response) = self.encode(msg)? else {
@@ -564,11 +580,8 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
         }
         let busy = self.try_busy()?;
         let req = SyncRequest::from(request.into_inner());
-        let (tx, rx) = mpsc::channel(SYNC_CHANNEL_CAPACITY);
-        let out = SyncSender {
-            tx: tx.clone(),
-            with_error_messages: req.with_error_messages,
-        };
+        let (out, rx) = SyncSender::channel(SYNC_CHANNEL_CAPACITY, req.with_error_messages);
+        let tx = out.tx.clone();
         let source = self.source.clone();
         let task = tokio::spawn(async move {
             let _busy = busy;
@@ -683,7 +696,7 @@ impl Drop for AbortOnDrop {
 }
 
 struct SyncStream {
-    rx: mpsc::Receiver<Result<pb::sync::Response, Status>>,
+    rx: SyncReceiver,
     #[allow(dead_code)] // held for its Drop
     task: AbortOnDrop,
 }

@@ -31,7 +31,7 @@ pub fn cdc_id_pattern() -> String {
 pub fn spec_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://cloudquery.io/schemas/cq-source-postgresql/spec",
+        "$id": "urn:cq-source-postgresql:spec",
         "title": "PostgreSQL source plugin spec",
         "type": "object",
         "additionalProperties": false,
