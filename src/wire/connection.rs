@@ -338,8 +338,8 @@ impl Connection {
         self.process_id
     }
 
-    /// The authentication the server asked for: `trust`, `password`, `md5`, `SCRAM-SHA-256` or
-    /// `SCRAM-SHA-256-PLUS`.
+    /// The authentication the server asked for: `none` (trust, cert or peer: no challenge),
+    /// `password`, `md5`, `SCRAM-SHA-256` or `SCRAM-SHA-256-PLUS`.
     pub fn auth_mechanism(&self) -> &'static str {
         self.auth_mechanism
     }
@@ -591,8 +591,8 @@ impl Connection {
                         frontend::copy_done(&mut self.write_buf);
                         self.flush().await?;
                     }
-                    error.get_or_insert(Error::protocol(
-                        "simple_query started a COPY; use copy_out or copy_both",
+                    error.get_or_insert(Error::Usage(
+                        "simple_query started a COPY; use copy_out or copy_both".into(),
                     ));
                 }
                 tag::COPY_DATA | tag::COPY_DONE => {}
@@ -736,7 +736,7 @@ impl Connection {
                 }
                 tag::READY_FOR_QUERY => {
                     return Err(error.unwrap_or_else(|| {
-                        Error::protocol(format!(
+                        Error::Usage(format!(
                             "the statement did not start a {}",
                             if expected == tag::COPY_BOTH_RESPONSE {
                                 "CopyBoth stream"
@@ -793,7 +793,7 @@ impl Connection {
             secret_key: Vec::new(),
             cancel_addr,
             connect_timeout: cfg.connect_timeout,
-            auth_mechanism: "trust",
+            auth_mechanism: "none",
             tls,
             peer,
         };

@@ -88,6 +88,10 @@ pub enum Error {
     },
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The statement did not do what the call expects (e.g. `copy_out` of a non-COPY statement);
+    /// the connection stays usable.
+    #[error("{0}")]
+    Usage(String),
     /// A call that needs an idle connection found it busy or broken (after an earlier fatal error).
     #[error("connection unusable: {0}")]
     Closed(String),
