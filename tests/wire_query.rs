@@ -237,3 +237,96 @@ async fn connection_lost_mid_copy_is_an_error_not_a_hang() {
         .expect_err("connection is gone");
     assert!(again.is_connection_lost(), "{again}");
 }
+
+/// A TCP proxy that forwards one connection and cuts both sides after `limit` bytes from the
+/// server: the socket dies without any message from PostgreSQL.
+async fn cutting_proxy(server_port: u16, limit: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.expect("accept");
+        let server = tokio::net::TcpStream::connect(("127.0.0.1", server_port))
+            .await
+            .expect("connect to the server");
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let up = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut sent = 0;
+        while sent < limit {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            sent += n;
+        }
+        up.abort();
+        // Dropping both halves closes the sockets.
+    });
+    port
+}
+
+#[tokio::test]
+async fn socket_cut_mid_copy_is_an_io_error() {
+    let pg = PgServer::start();
+    let port = cutting_proxy(pg.port(), 2 * 1024 * 1024).await;
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{port}/postgres?sslmode=disable",
+        roles::SCRAM_USER,
+        "Pa55-w0rd%21secret"
+    );
+    let mut conn = Connection::connect(&parse(&url))
+        .await
+        .expect("connects through the proxy");
+    let err = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut copy = conn
+            .copy_out("COPY (SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g) TO STDOUT (FORMAT binary)")
+            .await
+            .expect("copy starts");
+        let mut frames = 0u64;
+        loop {
+            match copy.next_frame().await {
+                Ok(Some(_)) => frames += 1,
+                Ok(None) => panic!("COPY ended normally after {frames} frames"),
+                Err(e) => return (e, frames),
+            }
+        }
+    })
+    .await
+    .expect("no hang");
+    let (err, frames) = err;
+    assert!(frames > 1000, "{frames}");
+    assert!(
+        matches!(err, cq_source_postgresql::wire::Error::Io { .. }),
+        "{err}"
+    );
+    assert!(err.is_connection_lost(), "{err}");
+    let again = conn.simple_query("SELECT 1").await.expect_err("broken");
+    assert!(again.is_connection_lost(), "{again}");
+}
+
+#[tokio::test]
+async fn notices_do_not_disturb_results() {
+    let pg = PgServer::start();
+    let mut conn = connect(&pg).await;
+    let r = conn
+        .simple_query("DO $$ BEGIN RAISE NOTICE 'n1'; RAISE WARNING 'w1'; END $$; SELECT 5")
+        .await
+        .expect("runs");
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].tag, "DO");
+    assert_eq!(r[1].rows[0][0].as_deref(), Some("5"));
+    // A parameter change arrives as ParameterStatus and is kept.
+    conn.batch_execute("SET application_name = 'renamed'")
+        .await
+        .expect("set");
+    assert_eq!(conn.parameter("application_name"), Some("renamed"));
+}

@@ -1335,4 +1335,15 @@ mod tests {
         assert_eq!(parse_server_version("9.6.24"), 90624);
         assert_eq!(parse_server_version(""), 0);
     }
+    /// The connection and its futures cross threads (a table reader runs on a tokio worker).
+    #[allow(dead_code)]
+    fn _assert_send(conn: &mut super::Connection) {
+        fn send<T: Send>(_: &T) {}
+        send(conn);
+        send(&conn.cancel_token());
+        send(&conn.simple_query(""));
+        send(&conn.query("", &[]));
+        send(&conn.copy_out(""));
+        send(&conn.copy_both(""));
+    }
 }
