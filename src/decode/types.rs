@@ -34,9 +34,15 @@ pub enum PgType {
     MacAddr8,
     Date,
     /// time(p); `precision` None when unconstrained.
-    Time { precision: Option<u8> },
-    Timestamp { precision: Option<u8> },
-    TimestampTz { precision: Option<u8> },
+    Time {
+        precision: Option<u8>,
+    },
+    Timestamp {
+        precision: Option<u8>,
+    },
+    TimestampTz {
+        precision: Option<u8>,
+    },
     /// numeric → Utf8 with PostgreSQL's own text form (scale kept, NaN, ±Infinity).
     Numeric,
     /// Cast to `text` by the server (`col::text`) → Utf8.

@@ -1,1 +1,6 @@
-//! TODO: filled in by its issue.
+//! The full sync: one exported snapshot, tables (and ctid ranges of big tables) read in parallel
+//! with COPY BINARY, decoded straight into Arrow records.
+
+pub mod plan;
+
+pub use plan::{TablePlan, WorkItem};
