@@ -9,6 +9,7 @@
 //! Nothing here does I/O; every input is treated as untrusted and malformed bytes become a
 //! [`DecodeError`] (no panics), which is what the fuzz targets check.
 
+mod array;
 mod buf;
 pub mod copy_binary;
 pub mod error;

@@ -21,9 +21,9 @@
 //!   (+946,684,800 s). **`infinity` (i64::MAX) → i64::MAX, `-infinity` (i64::MIN) → i64::MIN.**
 //!   A finite timestamp after about year 294,247 does not fit in µs since 1970 and **saturates
 //!   to i64::MAX** (the same value as `infinity`); years beyond 9999 are otherwise exact.
-//! - arrays: i32 ndim (0..=6), i32 has-null flag (0/1), u32 element oid, per dimension i32
-//!   length + i32 lower bound, then each element as i32 length (-1 = NULL) + bytes. Elements are
-//!   flattened row-major into one list; ndim 0 is the empty list; lower bounds are dropped.
+//! - arrays (`array.rs`): a list per row whose elements, flattened row-major over all
+//!   dimensions, go through the element type's reader; NULL elements kept, an empty array is an
+//!   empty list, lower bounds are dropped.
 //!
 //! Errors: a value that fails to decode appends nothing, except inside an array whose earlier
 //! elements were already appended: that reader is then poisoned and its `finish` fails, because
@@ -38,15 +38,15 @@ use arrow_array::builder::{
     TimestampMicrosecondBuilder, TimestampMillisecondBuilder, TimestampSecondBuilder,
     UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, ListArray};
-use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
-use arrow_schema::{FieldRef, TimeUnit};
+use arrow_array::ArrayRef;
+use arrow_schema::TimeUnit;
 
-use super::buf::{fixed, utf8, Buf};
+use super::array::ListReader;
+use super::buf::{fixed, utf8};
 use super::error::DecodeError;
 use super::inet::write_inet;
 use super::numeric::write_numeric;
-use super::types::{list_item_field, time_unit, PgType, UTC};
+use super::types::{time_unit, PgType, UTC};
 
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -54,8 +54,6 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_SECS: i64 = 946_684_800;
 const USECS_PER_SEC: i64 = 1_000_000;
 const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
-/// PostgreSQL's MAXDIM: array_recv rejects more dimensions.
-const MAX_ARRAY_DIMS: i32 = 6;
 
 /// Reads one column's binary values into Arrow.
 #[derive(Debug)]
@@ -323,127 +321,5 @@ pub(crate) fn timestamp_to_unix(pg_usecs: i64, unit: TimeUnit) -> i64 {
             .div_euclid(1000)
             .saturating_add(PG_EPOCH_SECS * 1000),
         _ => pg_usecs.saturating_add(PG_EPOCH_SECS * USECS_PER_SEC),
-    }
-}
-
-/// A list column: offsets + validity of its own, the flattened elements in the child reader.
-#[derive(Debug)]
-struct ListReader {
-    item: FieldRef,
-    offsets: Vec<i32>,
-    nulls: NullBufferBuilder,
-    child: ColumnReader,
-    poisoned: bool,
-}
-
-impl ListReader {
-    fn new(elem: &PgType) -> ListReader {
-        ListReader {
-            item: list_item_field(elem),
-            offsets: vec![0],
-            nulls: NullBufferBuilder::new(0),
-            child: ColumnReader::new(elem),
-            poisoned: false,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.offsets.len() - 1
-    }
-
-    fn append_null(&mut self) {
-        let end = self.offsets.last().copied().unwrap_or(0);
-        self.offsets.push(end);
-        self.nulls.append_null();
-    }
-
-    fn append_value(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let before = self.child.len();
-        let result = self.append_elements(bytes);
-        if result.is_err() && self.child.len() != before {
-            self.poisoned = true;
-        }
-        result
-    }
-
-    fn append_elements(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let mut r = Buf::new(bytes);
-        let ndim = r.i32("array ndim")?;
-        if !(0..=MAX_ARRAY_DIMS).contains(&ndim) {
-            return Err(DecodeError::Invalid {
-                what: "array ndim",
-                expected: "0..=6 dimensions",
-                found: i64::from(ndim),
-            });
-        }
-        let flags = r.i32("array flags")?;
-        if flags != 0 && flags != 1 {
-            return Err(DecodeError::Invalid {
-                what: "array flags",
-                expected: "0 or 1",
-                found: i64::from(flags),
-            });
-        }
-        let _element_oid = r.u32("array element type")?;
-        let mut count: usize = if ndim == 0 { 0 } else { 1 };
-        for _ in 0..ndim {
-            let len = r.i32("array dimension length")?;
-            let _lower_bound = r.i32("array lower bound")?;
-            let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
-                what: "array dimension length",
-                expected: "a length ≥ 0",
-                found: i64::from(len),
-            })?;
-            count = count.checked_mul(len).ok_or(DecodeError::Invalid {
-                what: "array element count",
-                expected: "a product of dimensions that fits in memory",
-                found: i64::MAX,
-            })?;
-        }
-        // Every element takes at least its 4-byte length: reject absurd counts before looping.
-        if count > r.remaining() / 4 {
-            return Err(DecodeError::Invalid {
-                what: "array element count",
-                expected: "at most one element per 4 remaining bytes",
-                found: i64::try_from(count).unwrap_or(i64::MAX),
-            });
-        }
-        for _ in 0..count {
-            let len = r.i32("array element length")?;
-            if len == -1 {
-                self.child.append_null();
-                continue;
-            }
-            let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
-                what: "array element length",
-                expected: "-1 (NULL) or a length ≥ 0",
-                found: i64::from(len),
-            })?;
-            self.child.append_value(r.take(len, "array element")?)?;
-        }
-        r.finish("array")?;
-        let end = i32::try_from(self.child.len()).map_err(|_| DecodeError::Invalid {
-            what: "array elements in one batch",
-            expected: "at most 2^31-1",
-            found: i64::try_from(self.child.len()).unwrap_or(i64::MAX),
-        })?;
-        self.offsets.push(end);
-        self.nulls.append_non_null();
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
-        let values = self.child.finish()?;
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        let nulls = self.nulls.finish();
-        if std::mem::take(&mut self.poisoned) {
-            return Err(DecodeError::Poisoned);
-        }
-        // Offsets start at 0 and only ever grow (each row ends at the child's length), so they
-        // are valid; try_new checks them against the values again anyway.
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        let list = ListArray::try_new(self.item.clone(), offsets, values, nulls)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))?;
-        Ok(Arc::new(list))
     }
 }
