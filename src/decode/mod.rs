@@ -13,6 +13,7 @@ mod array;
 mod buf;
 pub mod copy_binary;
 pub mod error;
+mod fixed;
 pub mod inet;
 pub mod numeric;
 pub mod pgoutput;

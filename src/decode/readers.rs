@@ -32,21 +32,23 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    Time32MillisecondBuilder, Time32SecondBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder, TimestampMillisecondBuilder, TimestampSecondBuilder,
-    UInt32Builder, UInt64Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, StringBuilder,
+};
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Time32MillisecondType,
+    Time32SecondType, Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampSecondType, UInt32Type, UInt64Type,
 };
 use arrow_array::ArrayRef;
-use arrow_schema::TimeUnit;
+use arrow_schema::{DataType, TimeUnit};
 
 use super::array::ListReader;
 use super::buf::{fixed, utf8};
 use super::error::DecodeError;
+use super::fixed::Fixed;
 use super::inet::write_inet;
 use super::numeric::write_numeric;
-use super::types::{time_unit, PgType, UTC};
+use super::types::{arrow_type, time_unit, PgType};
 
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -64,13 +66,13 @@ pub struct ColumnReader {
 #[derive(Debug)]
 enum Inner {
     Bool(BooleanBuilder),
-    Int16(Int16Builder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    UInt32(UInt32Builder),
-    UInt64(UInt64Builder),
+    Int16(Fixed<Int16Type>),
+    Int32(Fixed<Int32Type>),
+    Int64(Fixed<Int64Type>),
+    Float32(Fixed<Float32Type>),
+    Float64(Fixed<Float64Type>),
+    UInt32(Fixed<UInt32Type>),
+    UInt64(Fixed<UInt64Type>),
     Text(StringBuilder),
     Char(StringBuilder),
     Numeric(StringBuilder),
@@ -82,39 +84,40 @@ enum Inner {
     MacAddr(BinaryBuilder),
     MacAddr8(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
-    Date(Date32Builder),
-    TimeSecond(Time32SecondBuilder),
-    TimeMillisecond(Time32MillisecondBuilder),
-    TimeMicrosecond(Time64MicrosecondBuilder),
-    TimestampSecond(TimestampSecondBuilder),
-    TimestampMillisecond(TimestampMillisecondBuilder),
-    TimestampMicrosecond(TimestampMicrosecondBuilder),
+    Date(Fixed<Date32Type>),
+    TimeSecond(Fixed<Time32SecondType>),
+    TimeMillisecond(Fixed<Time32MillisecondType>),
+    TimeMicrosecond(Fixed<Time64MicrosecondType>),
+    TimestampSecond(Fixed<TimestampSecondType>),
+    TimestampMillisecond(Fixed<TimestampMillisecondType>),
+    TimestampMicrosecond(Fixed<TimestampMicrosecondType>),
     List(Box<ListReader>),
 }
 
-/// `$body` with `$b` bound to the Arrow builder of every non-list variant, `$list` for lists.
+/// `$body` with `$b` bound to an Arrow builder, `$fixed` with `$f` bound to a fixed-width
+/// column, `$list` for lists.
 macro_rules! dispatch {
-    ($inner:expr, $b:ident => $body:expr, $l:ident => $list:expr) => {
+    ($inner:expr, $b:ident => $body:expr, $f:ident => $fixed:expr, $l:ident => $list:expr) => {
         match $inner {
             Inner::Bool($b) => $body,
-            Inner::Int16($b) => $body,
-            Inner::Int32($b) => $body,
-            Inner::Int64($b) => $body,
-            Inner::Float32($b) => $body,
-            Inner::Float64($b) => $body,
-            Inner::UInt32($b) => $body,
-            Inner::UInt64($b) => $body,
             Inner::Text($b) | Inner::Char($b) | Inner::Numeric($b) => $body,
             Inner::Bytea($b) | Inner::Json($b) | Inner::Jsonb($b) | Inner::Inet($b, _) => $body,
             Inner::MacAddr($b) | Inner::MacAddr8($b) => $body,
             Inner::Uuid($b) => $body,
-            Inner::Date($b) => $body,
-            Inner::TimeSecond($b) => $body,
-            Inner::TimeMillisecond($b) => $body,
-            Inner::TimeMicrosecond($b) => $body,
-            Inner::TimestampSecond($b) => $body,
-            Inner::TimestampMillisecond($b) => $body,
-            Inner::TimestampMicrosecond($b) => $body,
+            Inner::Int16($f) => $fixed,
+            Inner::Int32($f) => $fixed,
+            Inner::Int64($f) => $fixed,
+            Inner::Float32($f) => $fixed,
+            Inner::Float64($f) => $fixed,
+            Inner::UInt32($f) => $fixed,
+            Inner::UInt64($f) => $fixed,
+            Inner::Date($f) => $fixed,
+            Inner::TimeSecond($f) => $fixed,
+            Inner::TimeMillisecond($f) => $fixed,
+            Inner::TimeMicrosecond($f) => $fixed,
+            Inner::TimestampSecond($f) => $fixed,
+            Inner::TimestampMillisecond($f) => $fixed,
+            Inner::TimestampMicrosecond($f) => $fixed,
             Inner::List($l) => $list,
         }
     };
@@ -125,13 +128,13 @@ impl ColumnReader {
     pub fn new(ty: &PgType) -> ColumnReader {
         let inner = match ty {
             PgType::Bool => Inner::Bool(BooleanBuilder::new()),
-            PgType::Int2 => Inner::Int16(Int16Builder::new()),
-            PgType::Int4 => Inner::Int32(Int32Builder::new()),
-            PgType::Int8 => Inner::Int64(Int64Builder::new()),
-            PgType::Float4 => Inner::Float32(Float32Builder::new()),
-            PgType::Float8 => Inner::Float64(Float64Builder::new()),
-            PgType::Oid | PgType::Xid => Inner::UInt32(UInt32Builder::new()),
-            PgType::Xid8 => Inner::UInt64(UInt64Builder::new()),
+            PgType::Int2 => Inner::Int16(Fixed::new(DataType::Int16)),
+            PgType::Int4 => Inner::Int32(Fixed::new(DataType::Int32)),
+            PgType::Int8 => Inner::Int64(Fixed::new(DataType::Int64)),
+            PgType::Float4 => Inner::Float32(Fixed::new(DataType::Float32)),
+            PgType::Float8 => Inner::Float64(Fixed::new(DataType::Float64)),
+            PgType::Oid | PgType::Xid => Inner::UInt32(Fixed::new(DataType::UInt32)),
+            PgType::Xid8 => Inner::UInt64(Fixed::new(DataType::UInt64)),
             PgType::Text | PgType::ServerText => Inner::Text(StringBuilder::new()),
             PgType::Char => Inner::Char(StringBuilder::new()),
             PgType::Numeric => Inner::Numeric(StringBuilder::new()),
@@ -142,23 +145,19 @@ impl ColumnReader {
             PgType::MacAddr => Inner::MacAddr(BinaryBuilder::new()),
             PgType::MacAddr8 => Inner::MacAddr8(BinaryBuilder::new()),
             PgType::Uuid => Inner::Uuid(FixedSizeBinaryBuilder::new(16)),
-            PgType::Date => Inner::Date(Date32Builder::new()),
+            PgType::Date => Inner::Date(Fixed::new(DataType::Date32)),
             PgType::Time { precision } => match time_unit(*precision) {
-                TimeUnit::Second => Inner::TimeSecond(Time32SecondBuilder::new()),
-                TimeUnit::Millisecond => Inner::TimeMillisecond(Time32MillisecondBuilder::new()),
-                _ => Inner::TimeMicrosecond(Time64MicrosecondBuilder::new()),
+                TimeUnit::Second => Inner::TimeSecond(Fixed::new(arrow_type(ty))),
+                TimeUnit::Millisecond => Inner::TimeMillisecond(Fixed::new(arrow_type(ty))),
+                _ => Inner::TimeMicrosecond(Fixed::new(arrow_type(ty))),
             },
             PgType::Timestamp { precision } | PgType::TimestampTz { precision } => {
                 match time_unit(*precision) {
-                    TimeUnit::Second => {
-                        Inner::TimestampSecond(TimestampSecondBuilder::new().with_timezone(UTC))
+                    TimeUnit::Second => Inner::TimestampSecond(Fixed::new(arrow_type(ty))),
+                    TimeUnit::Millisecond => {
+                        Inner::TimestampMillisecond(Fixed::new(arrow_type(ty)))
                     }
-                    TimeUnit::Millisecond => Inner::TimestampMillisecond(
-                        TimestampMillisecondBuilder::new().with_timezone(UTC),
-                    ),
-                    _ => Inner::TimestampMicrosecond(
-                        TimestampMicrosecondBuilder::new().with_timezone(UTC),
-                    ),
+                    _ => Inner::TimestampMicrosecond(Fixed::new(arrow_type(ty))),
                 }
             }
             PgType::Array(elem) => Inner::List(Box::new(ListReader::new(elem))),
@@ -168,7 +167,7 @@ impl ColumnReader {
 
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn len(&self) -> usize {
-        dispatch!(&self.inner, b => b.len(), l => l.len())
+        dispatch!(&self.inner, b => b.len(), f => f.len(), l => l.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -176,20 +175,20 @@ impl ColumnReader {
     }
 
     pub fn append_null(&mut self) {
-        dispatch!(&mut self.inner, b => b.append_null(), l => l.append_null())
+        dispatch!(&mut self.inner, b => b.append_null(), f => f.append_null(), l => l.append_null())
     }
 
     /// Append one value in its binary send format.
     pub fn append_value(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         match &mut self.inner {
             Inner::Bool(b) => b.append_value(fixed::<1>(bytes, "bool")?[0] != 0),
-            Inner::Int16(b) => b.append_value(i16::from_be_bytes(fixed(bytes, "int2")?)),
-            Inner::Int32(b) => b.append_value(i32::from_be_bytes(fixed(bytes, "int4")?)),
-            Inner::Int64(b) => b.append_value(i64::from_be_bytes(fixed(bytes, "int8")?)),
-            Inner::Float32(b) => b.append_value(f32::from_be_bytes(fixed(bytes, "float4")?)),
-            Inner::Float64(b) => b.append_value(f64::from_be_bytes(fixed(bytes, "float8")?)),
-            Inner::UInt32(b) => b.append_value(u32::from_be_bytes(fixed(bytes, "oid/xid")?)),
-            Inner::UInt64(b) => b.append_value(u64::from_be_bytes(fixed(bytes, "xid8")?)),
+            Inner::Int16(b) => b.push(i16::from_be_bytes(fixed(bytes, "int2")?)),
+            Inner::Int32(b) => b.push(i32::from_be_bytes(fixed(bytes, "int4")?)),
+            Inner::Int64(b) => b.push(i64::from_be_bytes(fixed(bytes, "int8")?)),
+            Inner::Float32(b) => b.push(f32::from_be_bytes(fixed(bytes, "float4")?)),
+            Inner::Float64(b) => b.push(f64::from_be_bytes(fixed(bytes, "float8")?)),
+            Inner::UInt32(b) => b.push(u32::from_be_bytes(fixed(bytes, "oid/xid")?)),
+            Inner::UInt64(b) => b.push(u64::from_be_bytes(fixed(bytes, "xid8")?)),
             Inner::Text(b) => b.append_value(utf8(bytes, "text")?),
             Inner::Char(b) => append_char(b, bytes)?,
             Inner::Numeric(b) => {
@@ -214,22 +213,16 @@ impl ColumnReader {
                 b.append_value(uuid)
                     .map_err(|e| DecodeError::Arrow(e.to_string()))?;
             }
-            Inner::Date(b) => {
-                b.append_value(date_to_unix(i32::from_be_bytes(fixed(bytes, "date")?)))
-            }
-            Inner::TimeSecond(b) => {
-                b.append_value(time_usecs(bytes)?.div_euclid(USECS_PER_SEC) as i32)
-            }
-            Inner::TimeMillisecond(b) => b.append_value(time_usecs(bytes)?.div_euclid(1000) as i32),
-            Inner::TimeMicrosecond(b) => b.append_value(time_usecs(bytes)?),
-            Inner::TimestampSecond(b) => {
-                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Second))
-            }
+            Inner::Date(b) => b.push(date_to_unix(i32::from_be_bytes(fixed(bytes, "date")?))),
+            Inner::TimeSecond(b) => b.push(time_usecs(bytes)?.div_euclid(USECS_PER_SEC) as i32),
+            Inner::TimeMillisecond(b) => b.push(time_usecs(bytes)?.div_euclid(1000) as i32),
+            Inner::TimeMicrosecond(b) => b.push(time_usecs(bytes)?),
+            Inner::TimestampSecond(b) => b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Second)),
             Inner::TimestampMillisecond(b) => {
-                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Millisecond))
+                b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Millisecond))
             }
             Inner::TimestampMicrosecond(b) => {
-                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Microsecond))
+                b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Microsecond))
             }
             Inner::List(l) => l.append_value(bytes)?,
         }
@@ -238,7 +231,12 @@ impl ColumnReader {
 
     /// The values appended since the last call, as one Arrow array; the reader starts afresh.
     pub fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
-        dispatch!(&mut self.inner, b => Ok(Arc::new(b.finish()) as ArrayRef), l => l.finish())
+        dispatch!(
+            &mut self.inner,
+            b => Ok(Arc::new(b.finish()) as ArrayRef),
+            f => f.finish(),
+            l => l.finish()
+        )
     }
 }
 
