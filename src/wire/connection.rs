@@ -165,6 +165,8 @@ pub struct Connection {
     pub(super) auth_mechanism: &'static str,
     pub(super) tls: bool,
     pub(super) peer: String,
+    /// From the last ReadyForQuery: `I` idle, `T` in a transaction, `E` in a failed transaction.
+    pub(super) transaction_status: u8,
 }
 
 impl std::fmt::Debug for Connection {
@@ -234,6 +236,12 @@ impl Connection {
     /// `password`, `md5`, `SCRAM-SHA-256` or `SCRAM-SHA-256-PLUS`.
     pub fn auth_mechanism(&self) -> &'static str {
         self.auth_mechanism
+    }
+
+    /// `b'I'` idle, `b'T'` inside a transaction block, `b'E'` inside a failed one (as of the last
+    /// ReadyForQuery).
+    pub fn transaction_status(&self) -> u8 {
+        self.transaction_status
     }
 
     pub fn is_tls(&self) -> bool {
@@ -355,6 +363,12 @@ impl Connection {
                 }
                 tag::NOTIFICATION_RESPONSE => {
                     wire_log!(Level::Debug, "notification ignored");
+                }
+                tag::READY_FOR_QUERY => {
+                    let status =
+                        codec::parse_ready_for_query(self.body(&f)).map_err(|e| self.proto(e))?;
+                    self.transaction_status = status;
+                    return Ok(f);
                 }
                 _ => return Ok(f),
             }

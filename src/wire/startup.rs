@@ -57,6 +57,7 @@ impl Connection {
             auth_mechanism: "none",
             tls,
             peer,
+            transaction_status: b'I',
         };
         let mut params: Vec<(&str, &str)> = vec![
             ("user", cfg.user.as_str()),
