@@ -304,7 +304,7 @@ impl Connection {
         loop {
             match codec::frame(&self.read_buf) {
                 Ok(Some(f)) => {
-                    self.consumed = f.len();
+                    self.consumed = f.total_len();
                     wire_log!(
                         Level::Trace,
                         "received",
