@@ -40,6 +40,8 @@ pub struct Column {
     /// `format_type()` of the column, for logs and docs.
     pub type_name: String,
     pub not_null: bool,
+    /// `attnotnull` itself, without NOT NULL domains.
+    pub not_null_declared: bool,
     pub primary_key: bool,
     /// Alone forms a PRIMARY KEY or UNIQUE constraint.
     pub unique: bool,
@@ -231,6 +233,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
             pg_type: resolved.pg_type,
             type_name: c.text(6)?.to_string(),
             not_null: c.boolean(5)? || resolved.domain_not_null,
+            not_null_declared: c.boolean(5)?,
             primary_key,
             unique: unique_cols.get(&rel).is_some_and(|k| k.contains(&attnum)),
         });
@@ -249,6 +252,13 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
             .ok_or_else(|| c.err(format!("unexpected relkind {:?}", c.text(3).ok())))?;
         let mut cols = columns_by_rel.remove(&oid).unwrap_or_default();
         cols.sort_by_key(|col| col.attnum);
+        if !matches!(kind, RelKind::Table | RelKind::Partitioned) {
+            // A NOT NULL domain is enforced when rows are stored, not when a view computes
+            // them (an outer join yields NULLs of any type): only stored rows promise it.
+            for col in &mut cols {
+                col.not_null &= col.not_null_declared;
+            }
+        }
         let display_name = if schema == current_schema {
             name.clone()
         } else {
