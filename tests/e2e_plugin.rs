@@ -1,0 +1,592 @@
+//! Issue 3's "Must show", end to end: the plugin binary under the real CloudQuery CLI 6.21.1
+//! (`registry: local` over the unix socket, `registry: grpc` over TCP), real PostgreSQL servers
+//! from `support::pg`, and the test destination of `tests/destination/`.
+//!
+//! Expected values come from the DDL each test writes and from `type-mapping.md`, never from the
+//! plugin's own output. `plugin_cli.rs` covers what needs no database (validate-config of each bad
+//! spec, the serve flags, signals on an idle plugin); this file adds the database-backed paths and
+//! runs every bad spec through `sync` as well.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::cli::{self, sync, tables, test_connection, validate_config, CliRun, Config};
+use support::destination as dest;
+use support::pg::{roles, PgServer};
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ------------------------------------------------------------------------------------------------
+// The 3-table database
+
+/// users and orders in `public` (the current schema, so named bare), regions in schema `sales`.
+const THREE_TABLES: &str = "
+CREATE TABLE users (
+    id integer PRIMARY KEY,
+    email text NOT NULL CONSTRAINT users_email_key UNIQUE,
+    name varchar(100),
+    ext_id uuid,
+    created_at timestamptz(3) NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE users IS 'Registered people';
+CREATE TABLE orders (
+    order_no bigint,
+    line smallint,
+    user_id integer NOT NULL REFERENCES users (id),
+    amount numeric(12,2) NOT NULL,
+    note text,
+    CONSTRAINT orders_pk PRIMARY KEY (order_no, line),
+    CONSTRAINT orders_user_note UNIQUE (user_id, note)
+);
+COMMENT ON TABLE orders IS 'Order lines';
+CREATE SCHEMA sales;
+CREATE TABLE sales.regions (
+    code char(2) PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    tags text[]
+);
+INSERT INTO users (id, email, name) VALUES (1, 'a@example.com', 'Ann'), (2, 'b@example.com', NULL);
+INSERT INTO orders VALUES (10, 1, 1, 9.50, NULL), (10, 2, 1, 1.00, 'gift'), (11, 1, 2, 3.25, NULL);
+INSERT INTO sales.regions VALUES ('EU', 'Europe', '{a,b}');
+";
+
+/// Rows inserted above, per table.
+const THREE_TABLE_ROWS: [(&str, u64); 3] = [("users", 2), ("orders", 3), ("sales.regions", 1)];
+
+/// One expected field of a migrate message (pyarrow's type names, as the destination records
+/// them).
+struct F {
+    name: &'static str,
+    ty: &'static str,
+    extension: Option<&'static str>,
+    nullable: bool,
+    pk: bool,
+    unique: bool,
+}
+
+const fn f(name: &'static str, ty: &'static str, nullable: bool, pk: bool, unique: bool) -> F {
+    F {
+        name,
+        ty,
+        extension: None,
+        nullable,
+        pk,
+        unique,
+    }
+}
+
+struct T {
+    name: &'static str,
+    description: &'static str,
+    constraint: &'static str,
+    fields: Vec<F>,
+}
+
+/// What the DDL above must produce (type-mapping.md: integer → Int32, varchar/text/char(n) and
+/// numeric → Utf8, uuid → FixedSizeBinary(16) with the `uuid` extension, timestamptz(3) →
+/// Timestamp(ms, UTC), text[] → List<Utf8>; NOT NULL → non-nullable; primary_key on every PK
+/// column; unique only for a column that alone forms a PK or UNIQUE constraint).
+fn expected_three_tables() -> Vec<T> {
+    vec![
+        T {
+            name: "users",
+            description: "Registered people",
+            constraint: "users_pkey",
+            fields: vec![
+                f("id", "int32", false, true, true),
+                f("email", "string", false, false, true),
+                f("name", "string", true, false, false),
+                F {
+                    extension: Some("uuid"),
+                    ..f("ext_id", "fixed_size_binary[16]", true, false, false)
+                },
+                f("created_at", "timestamp[ms, tz=UTC]", false, false, false),
+            ],
+        },
+        T {
+            name: "orders",
+            description: "Order lines",
+            constraint: "orders_pk",
+            fields: vec![
+                f("order_no", "int64", false, true, false),
+                f("line", "int16", false, true, false),
+                f("user_id", "int32", false, false, false),
+                f("amount", "string", false, false, false),
+                f("note", "string", true, false, false),
+            ],
+        },
+        T {
+            name: "sales.regions",
+            description: "",
+            constraint: "regions_pkey",
+            fields: vec![
+                f("code", "string", false, true, true),
+                f("name", "string", false, false, true),
+                f("tags", "list<item: string>", true, false, false),
+            ],
+        },
+    ]
+}
+
+fn flag(field: &Value, key: &str) -> bool {
+    field["metadata"][key].as_str() == Some("true")
+}
+
+/// Checks the last migrate message of every table in `names` against the DDL's expectations.
+fn assert_migrates(dest_dir: &Path, names: &[&str]) {
+    for t in expected_three_tables()
+        .into_iter()
+        .filter(|t| names.contains(&t.name))
+    {
+        let schema = dest::schema(dest_dir, t.name)
+            .unwrap_or_else(|| panic!("no migrate_table message for {}", t.name));
+        let meta = &schema["metadata"];
+        assert_eq!(meta["cq:table_name"], t.name, "{schema}");
+        assert_eq!(meta["cq:table_description"], t.description, "{schema}");
+        assert_eq!(meta["cq:extension:constraint_name"], t.constraint, "{schema}");
+        assert_eq!(meta["cq:table_title"], "", "{schema}");
+        // The CLI prepends _cq_sync_time and _cq_source_name; the rest is the source's.
+        let fields: Vec<&Value> = schema["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .filter(|f| !f["name"].as_str().unwrap_or("").starts_with("_cq_"))
+            .collect();
+        let got: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        let want: Vec<&str> = t.fields.iter().map(|f| f.name).collect();
+        assert_eq!(got, want, "{}: columns in attnum order", t.name);
+        for (field, want) in fields.iter().zip(&t.fields) {
+            let ctx = format!("{}.{}: {field}", t.name, want.name);
+            assert_eq!(field["type"], want.ty, "type of {ctx}");
+            assert_eq!(field["extension"].as_str(), want.extension, "extension of {ctx}");
+            assert_eq!(field["nullable"], want.nullable, "nullability of {ctx}");
+            assert_eq!(flag(field, "cq:extension:primary_key"), want.pk, "primary_key of {ctx}");
+            assert_eq!(flag(field, "cq:extension:unique"), want.unique, "unique of {ctx}");
+        }
+    }
+}
+
+fn three_table_server() -> PgServer {
+    let pg = PgServer::start();
+    pg.psql(THREE_TABLES);
+    pg
+}
+
+fn superuser_url(pg: &PgServer) -> String {
+    pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres")
+}
+
+/// Asserts a successful sync of exactly `names`: every table's migrate with its metadata, the
+/// rows the DDL inserted, no errors or warnings.
+fn assert_synced_exactly(run: &CliRun, dest_dir: &Path, names: &[&str]) {
+    run.assert_success();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(dest::tables(dest_dir), want, "{}", run.output());
+    assert_migrates(dest_dir, names);
+    let rows: u64 = THREE_TABLE_ROWS
+        .iter()
+        .filter(|(t, _)| names.contains(t))
+        .map(|(_, n)| n)
+        .sum();
+    let summary = run.summary().expect("a sync summary");
+    assert_eq!(summary.resources, rows, "{}", run.output());
+    assert_eq!((summary.errors, summary.warnings), (0, 0), "{}", run.output());
+    for (table, n) in THREE_TABLE_ROWS.iter().filter(|(t, _)| names.contains(t)) {
+        assert_eq!(dest::rows(dest_dir, table).len() as u64, *n, "rows of {table}");
+    }
+}
+
+const ALL_THREE: [&str; 3] = ["users", "orders", "sales.regions"];
+
+#[test]
+fn e2e_plugin_sync_registry_local_migrates_every_table_with_metadata() {
+    let pg = three_table_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest_dir = tmp.path().join("dest");
+    let cfg = Config::local(PLUGIN, &dest_dir)
+        .spec(json!({ "connection_string": superuser_url(&pg) }))
+        .write(tmp.path());
+    let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
+    assert_synced_exactly(&run, &dest_dir, &ALL_THREE);
+}
+
+/// A plugin process the test starts itself (`registry: grpc`); SIGKILLed on drop if still alive.
+struct ServedPlugin {
+    child: Child,
+    address: String,
+}
+
+impl ServedPlugin {
+    fn start_tcp() -> ServedPlugin {
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let child = Command::new(PLUGIN)
+            .args(["serve", "--network", "tcp", "--address", &address])
+            .args(["--log-level", "info", "--log-format", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the plugin");
+        let plugin = ServedPlugin { child, address };
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                std::net::TcpStream::connect(&plugin.address).is_ok()
+            }),
+            "the plugin did not listen on {} within 5 s",
+            plugin.address
+        );
+        plugin
+    }
+
+    /// SIGINT, then the exit status within 5 s.
+    fn interrupt(mut self) -> Option<std::process::ExitStatus> {
+        assert!(cli::send_signal(self.child.id(), "INT"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ServedPlugin {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_until(timeout: Duration, pred: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn e2e_plugin_sync_registry_grpc_migrates_every_table_with_metadata() {
+    let pg = three_table_server();
+    let plugin = ServedPlugin::start_tcp();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest_dir = tmp.path().join("dest");
+    let cfg = Config::grpc(&plugin.address, &dest_dir)
+        .spec(json!({ "connection_string": superuser_url(&pg) }))
+        .write(tmp.path());
+    let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
+    assert_synced_exactly(&run, &dest_dir, &ALL_THREE);
+    let status = plugin.interrupt().expect("the plugin exits within 5 s of SIGINT");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Table selection
+
+#[test]
+fn e2e_plugin_sync_tables_skip_tables_and_a_pattern_matching_nothing() {
+    let pg = three_table_server();
+    let conn = superuser_url(&pg);
+    let tmp = tempfile::tempdir().unwrap();
+    let run_with = |name: &str, tables: &[&str], skip: &[&str]| -> (CliRun, PathBuf) {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest_dir = dir.join("dest");
+        let cfg = Config::local(PLUGIN, &dest_dir)
+            .spec(json!({ "connection_string": conn }))
+            .tables(tables)
+            .skip_tables(skip)
+            .write(&dir);
+        (sync(&cfg).timeout(CLI_TIMEOUT).run(), dest_dir)
+    };
+
+    let (run, dest_dir) = run_with("only", &["users", "orders"], &[]);
+    assert_synced_exactly(&run, &dest_dir, &["users", "orders"]);
+
+    // A skip pattern over the other schema's prefixed names, and a skip by bare name.
+    let (run, dest_dir) = run_with("skip_schema", &["*"], &["sales.*"]);
+    assert_synced_exactly(&run, &dest_dir, &["users", "orders"]);
+    let (run, dest_dir) = run_with("skip_orders", &["*"], &["orders"]);
+    assert_synced_exactly(&run, &dest_dir, &["users", "sales.regions"]);
+    let (run, dest_dir) = run_with("schema_glob", &["sales.*"], &[]);
+    assert_synced_exactly(&run, &dest_dir, &["sales.regions"]);
+
+    // A pattern that matches nothing: a warning the CLI counts, and the sync goes on.
+    let (run, dest_dir) = run_with("missing", &["users", "no_such_table"], &[]);
+    run.assert_success();
+    let summary = run.summary().expect("a sync summary");
+    assert!(summary.completed_ok, "{}", run.output());
+    assert!(summary.warnings >= 1, "warning not counted:\n{}", run.output());
+    assert_eq!(summary.errors, 0, "{}", run.output());
+    assert_eq!(summary.resources, 2, "{}", run.output());
+    let warnings: Vec<String> = run
+        .log_lines_with("no_such_table")
+        .into_iter()
+        .filter(|l| l.contains(" WRN "))
+        .collect();
+    assert!(
+        !warnings.is_empty(),
+        "no warning naming the pattern:\n{}",
+        run.output()
+    );
+    assert_eq!(dest::tables(&dest_dir), vec!["users".to_string()]);
+    assert_migrates(&dest_dir, &["users"]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// `cloudquery tables`: the type contract
+
+/// (column type, Arrow type as arrow-go prints it in `__tables.json`) from type-mapping.md; each
+/// also gets an array column `a_<name>` of type `list<item: <arrow>, nullable>`, except the
+/// serials (no arrays of them).
+fn type_contract(major: u32) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut types = vec![
+        ("bool", "boolean", "bool"),
+        ("int2", "smallint", "int16"),
+        ("int4", "integer", "int32"),
+        ("int8", "bigint", "int64"),
+        ("float4", "real", "float32"),
+        ("float8", "double precision", "float64"),
+        ("numeric", "numeric", "utf8"),
+        ("numeric_ps", "numeric(10,2)", "utf8"),
+        ("money", "money", "utf8"),
+        ("oid", "oid", "uint32"),
+        ("xid", "xid", "uint32"),
+        ("cid", "cid", "uint32"),
+        ("regclass", "regclass", "utf8"),
+        ("regtype", "regtype", "utf8"),
+        ("regproc", "regproc", "utf8"),
+        ("text", "text", "utf8"),
+        ("varchar", "varchar(10)", "utf8"),
+        ("bpchar", "char(5)", "utf8"),
+        ("name", "name", "utf8"),
+        ("citext", "citext", "utf8"),
+        ("char1", "\"char\"", "utf8"),
+        ("bytea", "bytea", "binary"),
+        ("uuid", "uuid", "uuid"),
+        ("json", "json", "json"),
+        ("jsonb", "jsonb", "json"),
+        ("jsonpath", "jsonpath", "utf8"),
+        ("xml", "xml", "utf8"),
+        ("inet", "inet", "inet"),
+        ("cidr", "cidr", "inet"),
+        ("macaddr", "macaddr", "mac"),
+        ("macaddr8", "macaddr8", "mac"),
+        ("date", "date", "date32"),
+        ("time0", "time(0)", "time32[s]"),
+        ("time1", "time(1)", "time32[ms]"),
+        ("time3", "time(3)", "time32[ms]"),
+        ("time4", "time(4)", "time64[us]"),
+        ("time", "time", "time64[us]"),
+        ("timetz", "timetz", "utf8"),
+        ("ts0", "timestamp(0)", "timestamp[s, tz=UTC]"),
+        ("ts3", "timestamp(3)", "timestamp[ms, tz=UTC]"),
+        ("ts5", "timestamp(5)", "timestamp[us, tz=UTC]"),
+        ("ts", "timestamp", "timestamp[us, tz=UTC]"),
+        ("tstz0", "timestamptz(0)", "timestamp[s, tz=UTC]"),
+        ("tstz2", "timestamptz(2)", "timestamp[ms, tz=UTC]"),
+        ("tstz", "timestamptz", "timestamp[us, tz=UTC]"),
+        ("interval", "interval", "utf8"),
+        ("bit", "bit(4)", "utf8"),
+        ("varbit", "varbit", "utf8"),
+        ("tsvector", "tsvector", "utf8"),
+        ("tsquery", "tsquery", "utf8"),
+        ("point", "point", "utf8"),
+        ("line", "line", "utf8"),
+        ("lseg", "lseg", "utf8"),
+        ("box", "box", "utf8"),
+        ("path", "path", "utf8"),
+        ("polygon", "polygon", "utf8"),
+        ("circle", "circle", "utf8"),
+        ("int4range", "int4range", "utf8"),
+        ("tstzrange", "tstzrange", "utf8"),
+        ("mood", "mood", "utf8"),
+        ("posint", "posint", "int32"),
+        ("label", "label", "utf8"),
+        ("stamp", "stamp3", "timestamp[ms, tz=UTC]"),
+        ("pair", "pair", "utf8"),
+        ("hstore", "hstore", "utf8"),
+        ("pg_lsn", "pg_lsn", "utf8"),
+    ];
+    if major >= 13 {
+        types.push(("xid8", "xid8", "uint64"));
+    }
+    if major >= 14 {
+        types.push(("int4multirange", "int4multirange", "utf8"));
+    }
+    types
+}
+
+const SERIALS: [(&str, &str, &str); 3] = [
+    ("smallserial", "smallserial", "int16"),
+    ("serial", "serial", "int32"),
+    ("bigserial", "bigserial", "int64"),
+];
+
+const TYPE_OBJECTS: &str = "
+CREATE EXTENSION citext;
+CREATE EXTENSION hstore;
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+CREATE DOMAIN label AS text;
+CREATE DOMAIN stamp3 AS timestamptz(3);
+CREATE TYPE pair AS (a integer, b text);
+";
+
+#[test]
+fn e2e_plugin_tables_lists_every_table_with_the_type_contract() {
+    let pg = three_table_server();
+    let types = type_contract(pg.version_major());
+    let mut columns = Vec::new();
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for (name, pg_type, arrow) in SERIALS {
+        columns.push(format!("t_{name} {pg_type}"));
+        expected.push((format!("t_{name}"), arrow.to_string()));
+    }
+    for (name, pg_type, arrow) in &types {
+        columns.push(format!("t_{name} {pg_type}"));
+        expected.push((format!("t_{name}"), arrow.to_string()));
+    }
+    for (name, pg_type, arrow) in &types {
+        columns.push(format!("a_{name} {pg_type}[]"));
+        expected.push((
+            format!("a_{name}"),
+            format!("list<item: {arrow}, nullable>"),
+        ));
+    }
+    pg.psql(&format!(
+        "{TYPE_OBJECTS}\nCREATE TABLE all_types (\n  {}\n);",
+        columns.join(",\n  ")
+    ));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = Config::local(PLUGIN, tmp.path().join("dest"))
+        .spec(json!({ "connection_string": superuser_url(&pg) }))
+        .write(tmp.path());
+    let docs = tmp.path().join("docs");
+    let run = tables(&cfg, &docs).timeout(CLI_TIMEOUT).run();
+    run.assert_success();
+    let listed = read_tables_json(&docs, &run);
+    let names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec!["all_types", "orders", "sales.regions", "users"],
+        "{}",
+        run.output()
+    );
+
+    let table = listed
+        .iter()
+        .find(|t| t["name"] == "all_types")
+        .expect("all_types listed");
+    let got: Vec<(String, String)> = table["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mismatches: Vec<String> = expected
+        .iter()
+        .zip(got.iter().chain(std::iter::repeat(&(String::new(), String::new()))))
+        .filter(|(want, got)| want != got)
+        .map(|(want, got)| format!("{}: want {}, got {} {}", want.0, want.1, got.0, got.1))
+        .collect();
+    assert!(
+        mismatches.is_empty() && got.len() == expected.len(),
+        "{} of {} columns differ ({} listed):\n{}",
+        mismatches.len(),
+        expected.len(),
+        got.len(),
+        mismatches.join("\n")
+    );
+
+    // The 3-table part of the listing: descriptions, primary keys, types.
+    let by_name: BTreeMap<&str, &Value> = listed.iter().map(|t| (t["name"].as_str().unwrap(), t)).collect();
+    assert_eq!(by_name["users"]["description"], "Registered people");
+    assert_eq!(by_name["orders"]["description"], "Order lines");
+    let orders: Vec<(String, String, bool)> = by_name["orders"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+                c["is_primary_key"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let want = [
+        ("order_no", "int64", true),
+        ("line", "int16", true),
+        ("user_id", "int32", false),
+        ("amount", "utf8", false),
+        ("note", "utf8", false),
+    ]
+    .map(|(n, t, pk)| (n.to_string(), t.to_string(), pk));
+    assert_eq!(orders, want.to_vec());
+}
+
+fn read_tables_json(docs: &Path, run: &CliRun) -> Vec<Value> {
+    let path = docs.join("postgresql/__tables.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), run.output()));
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(tables)) => tables,
+        other => panic!("{}: not a JSON array: {other:?}", path.display()),
+    }
+}
+
+#[test]
+fn e2e_plugin_tables_with_an_unreachable_database_lists_none_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let cfg = Config::local(PLUGIN, tmp.path().join("dest"))
+        .spec(json!({
+            "connection_string": format!("postgres://postgres:{}@127.0.0.1:{closed}/postgres?sslmode=disable", roles::PASSWORD)
+        }))
+        .write(tmp.path());
+    let docs = tmp.path().join("docs");
+    let run = tables(&cfg, &docs).timeout(CLI_TIMEOUT).run();
+    run.assert_success();
+    assert_eq!(read_tables_json(&docs, &run), Vec::<Value>::new());
+    let warnings: Vec<String> = run
+        .log_lines_with("listing none")
+        .into_iter()
+        .filter(|l| l.contains(" WRN "))
+        .collect();
+    assert!(!warnings.is_empty(), "no warning:\n{}", run.output());
+    assert!(!run.output().contains(roles::PASSWORD), "password leaked:\n{}", run.output());
+}
