@@ -590,3 +590,261 @@ fn e2e_plugin_tables_with_an_unreachable_database_lists_none_with_a_warning() {
     assert!(!warnings.is_empty(), "no warning:\n{}", run.output());
     assert!(!run.output().contains(roles::PASSWORD), "password leaked:\n{}", run.output());
 }
+
+// ------------------------------------------------------------------------------------------------
+// Spec validation: validate-config and sync
+
+const CONN: &str = "postgres://user:Pa55-w0rd!secret@localhost:5432/db?sslmode=disable";
+
+/// Each bad spec of issue 3's table (and `concurrency`), with the field the error must name.
+fn bad_specs() -> Vec<(Value, &'static str)> {
+    vec![
+        (Value::Null, "connection_string"),
+        (json!({}), "connection_string"),
+        (json!({ "connection_string": "" }), "connection_string"),
+        (json!({ "connection_string": CONN, "pgx_log_level": "loud" }), "pgx_log_level"),
+        (json!({ "connection_string": CONN, "pgx_log_level": "ERROR" }), "pgx_log_level"),
+        (json!({ "connection_string": CONN, "rows_per_record": 0 }), "rows_per_record"),
+        (json!({ "connection_string": CONN, "rows_per_record": -1 }), "rows_per_record"),
+        (json!({ "connection_string": CONN, "rows_per_record": 2.5 }), "rows_per_record"),
+        (json!({ "connection_string": CONN, "rows_per_record": "500" }), "rows_per_record"),
+        (json!({ "connection_string": CONN, "destination_table_name": "fixed" }), "destination_table_name"),
+        (json!({ "connection_string": CONN, "destination_table_name": "{{YEAR}}" }), "destination_table_name"),
+        (json!({ "connection_string": CONN, "destination_table_name": "{{TABLE}}_{{SECOND}}" }), "destination_table_name"),
+        (json!({ "connection_string": CONN, "cdc_id": "s1", "destination_table_name": "{{TABLE}}_{{MINUTE}}" }), "destination_table_name"),
+        (json!({ "connection_string": CONN, "cdc_id": "has space" }), "cdc_id"),
+        (json!({ "connection_string": CONN, "cdc_id": "x".repeat(61) }), "cdc_id"),
+        (json!({ "connection_string": CONN, "concurrency": 0 }), "concurrency"),
+        (json!({ "connection_string": CONN, "concurrency": "4" }), "concurrency"),
+        (json!({ "connection_string": CONN, "tables": ["users"] }), "tables"),
+    ]
+}
+
+/// The part of the sync error that shows the rule (the field name alone could come from a
+/// generic message).
+fn sync_rule(spec: &Value, field: &str) -> &'static str {
+    match field {
+        "connection_string" => "connection_string: is required",
+        "pgx_log_level" => "pgx_log_level: must be one of error, warn, info, debug, trace",
+        "rows_per_record" => "rows_per_record: must be an integer >= 1",
+        "concurrency" => "concurrency: must be an integer >= 1",
+        "destination_table_name" if spec.get("cdc_id").is_some() => "not allowed in CDC mode",
+        "destination_table_name" if spec["destination_table_name"] == "{{TABLE}}_{{SECOND}}" => {
+            "{{SECOND}}"
+        }
+        "destination_table_name" => "destination_table_name: ",
+        "cdc_id" => "cdc_id: must consist of",
+        "tables" => "tables: unknown field",
+        _ => unreachable!("{field}"),
+    }
+}
+
+#[test]
+fn e2e_plugin_validate_config_and_sync_reject_each_bad_spec_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = bad_specs();
+    // All CLI runs at once: each mostly waits for plugin start-up.
+    let mut running = Vec::new();
+    for (i, (spec, field)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("case{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = Config::local(PLUGIN, dir.join("dest"))
+            .spec(spec.clone())
+            .write(&dir);
+        let validate = validate_config(&cfg).timeout(CLI_TIMEOUT).spawn();
+        let synced = sync(&cfg).timeout(CLI_TIMEOUT).spawn();
+        running.push((spec, *field, validate, synced, dir));
+        if running.len() % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let mut failures = Vec::new();
+    for (spec, field, validate, synced, dir) in running {
+        let validate = validate.wait();
+        let synced = synced.wait();
+        let v_out = validate.output();
+        if validate.code != Some(1)
+            || !v_out.contains("failed to validate source config")
+            || !v_out.contains(field)
+        {
+            failures.push(format!("validate-config did not reject {spec} naming {field}:\n{v_out}"));
+        }
+        let s_out = synced.output();
+        let rule = sync_rule(spec, field);
+        if synced.code != Some(1) || !s_out.contains("invalid spec") || !s_out.contains(rule) {
+            failures.push(format!("sync did not reject {spec} with {rule:?}:\n{s_out}"));
+        }
+        for out in [&v_out, &s_out] {
+            if out.contains("Pa55-w0rd") {
+                failures.push(format!("password leaked for {spec}:\n{out}"));
+            }
+        }
+        // Rejected before any table was read: the destination got no message.
+        if !dest::log(&dir.join("dest")).iter().all(|e| e["type"] != "migrate_table") {
+            failures.push(format!("{spec}: the destination got a migrate"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn e2e_plugin_sync_rejects_an_unparsable_connection_string_masking_the_password() {
+    // The JSON Schema cannot parse connection strings, so this one is caught at Init.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = Config::local(PLUGIN, tmp.path().join("dest"))
+        .spec(json!({ "connection_string": "postgres://user:Pa55-w0rd!secret@localhost:99999/db" }))
+        .write(tmp.path());
+    let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
+    let out = run.output();
+    assert_eq!(run.code, Some(1), "{out}");
+    assert!(out.contains("connection_string: "), "{out}");
+    assert!(out.contains("port"), "the error should say the port is wrong:\n{out}");
+    assert!(!out.contains("Pa55-w0rd"), "password leaked:\n{out}");
+}
+
+#[test]
+fn e2e_plugin_rows_per_record_defaults_to_500() {
+    let pg = PgServer::start();
+    pg.psql("CREATE TABLE numbers (n integer PRIMARY KEY); INSERT INTO numbers SELECT generate_series(1, 1201);");
+    let tmp = tempfile::tempdir().unwrap();
+    let dest_dir = tmp.path().join("dest");
+    let cfg = Config::local(PLUGIN, &dest_dir)
+        .spec(json!({ "connection_string": superuser_url(&pg) }))
+        .dest_state(false)
+        .write(tmp.path());
+    let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
+    run.assert_success();
+    // The plugin says so in a debug line of the CLI log …
+    let lines = run.log_lines_with("spec accepted");
+    assert!(
+        lines.iter().any(|l| l.contains(" DBG ") && l.contains("rows_per_record=500")),
+        "no debug line with rows_per_record=500:\n{}",
+        run.output()
+    );
+    // … and the destination got records of at most 500 rows: 500 + 500 + 201.
+    let summary = dest::summary(&dest_dir);
+    let mut batches: Vec<u64> = summary["tables"]["numbers"]["batch_rows"]
+        .as_array()
+        .expect("batch_rows")
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    batches.sort_unstable();
+    assert_eq!(batches, vec![201, 500, 500], "{summary}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// test-connection and connection failures
+
+#[test]
+fn e2e_plugin_test_connection_success_and_failure_codes() {
+    let pg = PgServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let cases = [
+        ("ok", pg.url(roles::SCRAM_USER, roles::PASSWORD, "postgres"), None),
+        (
+            "auth",
+            pg.url(roles::SCRAM_USER, "Wr0ng-Pa55-word", "postgres"),
+            Some("AUTH_FAILED"),
+        ),
+        (
+            "closed",
+            format!("postgres://postgres:{}@127.0.0.1:{closed}/postgres?sslmode=disable", roles::PASSWORD),
+            Some("UNREACHABLE"),
+        ),
+        (
+            "nodb",
+            pg.url(roles::SCRAM_USER, roles::PASSWORD, "no_such_db"),
+            Some("UNKNOWN_DATABASE"),
+        ),
+    ];
+    let running: Vec<_> = cases
+        .iter()
+        .map(|(name, url, code)| {
+            let dir = tmp.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let cfg = Config::local(PLUGIN, dir.join("dest"))
+                .spec(json!({ "connection_string": url }))
+                .write(&dir);
+            (name, code, test_connection(&cfg).timeout(CLI_TIMEOUT).spawn())
+        })
+        .collect();
+    for (name, code, run) in running {
+        let run = run.wait();
+        let out = run.output();
+        match code {
+            None => {
+                assert_eq!(run.code, Some(0), "{name}: {out}");
+                assert!(run.stdout.contains("Success"), "{name}: {out}");
+                assert!(!run.stdout.contains("Failure"), "{name}: {out}");
+            }
+            Some(code) => {
+                assert_eq!(run.code, Some(1), "{name}: {out}");
+                assert!(
+                    out.contains(&format!("Failure: {code}")),
+                    "{name}: expected {code}:\n{out}"
+                );
+                assert!(out.contains("at least one test connection failed"), "{name}: {out}");
+            }
+        }
+        assert!(!out.contains("Pa55-w"), "{name}: password leaked:\n{out}");
+    }
+}
+
+#[test]
+fn e2e_plugin_sync_with_a_wrong_password_fails_naming_the_user_without_the_password() {
+    let pg = PgServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong = "Wr0ng-Pa55-word";
+    let cfg = Config::local(PLUGIN, tmp.path().join("dest"))
+        .spec(json!({ "connection_string": pg.url(roles::SCRAM_USER, wrong, "postgres") }))
+        .write(tmp.path());
+    let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
+    let out = run.output();
+    assert_eq!(run.code, Some(1), "{out}");
+    assert!(
+        run.stderr
+            .contains(&format!("password authentication failed for user \"{}\"", roles::SCRAM_USER)),
+        "stderr should say why:\n{out}"
+    );
+    assert!(!out.contains(wrong), "the given password leaked:\n{out}");
+    assert!(!out.contains(roles::PASSWORD), "a password leaked:\n{out}");
+    assert!(!out.contains("Pa55"), "part of a password leaked:\n{out}");
+}
+
+#[test]
+fn e2e_plugin_sync_with_a_silent_host_times_out_after_connect_timeout() {
+    // Accepted by the kernel (backlog), never read or answered.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = Config::local(PLUGIN, tmp.path().join("dest"))
+        .spec(json!({
+            "connection_string": format!(
+                "postgres://postgres:{}@127.0.0.1:{port}/postgres?sslmode=disable&connect_timeout=2",
+                roles::PASSWORD
+            )
+        }))
+        .write(tmp.path());
+    let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
+    let out = run.output();
+    assert_eq!(run.code, Some(1), "{out}");
+    assert!(
+        run.elapsed >= Duration::from_secs(2),
+        "failed before connect_timeout, so not by it ({:?}):\n{out}",
+        run.elapsed
+    );
+    assert!(
+        run.elapsed <= Duration::from_secs(2 + 5),
+        "took {:?}, more than connect_timeout + 5 s:\n{out}",
+        run.elapsed
+    );
+    let lower = run.stderr.to_lowercase();
+    assert!(
+        lower.contains("timed out") || lower.contains("timeout"),
+        "stderr should say it timed out:\n{out}"
+    );
+    assert!(!out.contains(roles::PASSWORD), "password leaked:\n{out}");
+    drop(silent);
+}
