@@ -150,7 +150,10 @@ fn assert_migrates(dest_dir: &Path, names: &[&str]) {
         let meta = &schema["metadata"];
         assert_eq!(meta["cq:table_name"], t.name, "{schema}");
         assert_eq!(meta["cq:table_description"], t.description, "{schema}");
-        assert_eq!(meta["cq:extension:constraint_name"], t.constraint, "{schema}");
+        assert_eq!(
+            meta["cq:extension:constraint_name"], t.constraint,
+            "{schema}"
+        );
         assert_eq!(meta["cq:table_title"], "", "{schema}");
         // The CLI prepends _cq_sync_time and _cq_source_name; the rest is the source's.
         let fields: Vec<&Value> = schema["fields"]
@@ -165,10 +168,22 @@ fn assert_migrates(dest_dir: &Path, names: &[&str]) {
         for (field, want) in fields.iter().zip(&t.fields) {
             let ctx = format!("{}.{}: {field}", t.name, want.name);
             assert_eq!(field["type"], want.ty, "type of {ctx}");
-            assert_eq!(field["extension"].as_str(), want.extension, "extension of {ctx}");
+            assert_eq!(
+                field["extension"].as_str(),
+                want.extension,
+                "extension of {ctx}"
+            );
             assert_eq!(field["nullable"], want.nullable, "nullability of {ctx}");
-            assert_eq!(flag(field, "cq:extension:primary_key"), want.pk, "primary_key of {ctx}");
-            assert_eq!(flag(field, "cq:extension:unique"), want.unique, "unique of {ctx}");
+            assert_eq!(
+                flag(field, "cq:extension:primary_key"),
+                want.pk,
+                "primary_key of {ctx}"
+            );
+            assert_eq!(
+                flag(field, "cq:extension:unique"),
+                want.unique,
+                "unique of {ctx}"
+            );
         }
     }
 }
@@ -198,9 +213,18 @@ fn assert_synced_exactly(run: &CliRun, dest_dir: &Path, names: &[&str]) {
         .sum();
     let summary = run.summary().expect("a sync summary");
     assert_eq!(summary.resources, rows, "{}", run.output());
-    assert_eq!((summary.errors, summary.warnings), (0, 0), "{}", run.output());
+    assert_eq!(
+        (summary.errors, summary.warnings),
+        (0, 0),
+        "{}",
+        run.output()
+    );
     for (table, n) in THREE_TABLE_ROWS.iter().filter(|(t, _)| names.contains(t)) {
-        assert_eq!(dest::rows(dest_dir, table).len() as u64, *n, "rows of {table}");
+        assert_eq!(
+            dest::rows(dest_dir, table).len() as u64,
+            *n,
+            "rows of {table}"
+        );
     }
 }
 
@@ -301,7 +325,9 @@ fn e2e_plugin_sync_registry_grpc_migrates_every_table_with_metadata() {
         .write(tmp.path());
     let run = sync(&cfg).timeout(CLI_TIMEOUT).run();
     assert_synced_exactly(&run, &dest_dir, &ALL_THREE);
-    let status = plugin.interrupt().expect("the plugin exits within 5 s of SIGINT");
+    let status = plugin
+        .interrupt()
+        .expect("the plugin exits within 5 s of SIGINT");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
@@ -313,7 +339,7 @@ fn e2e_plugin_sync_tables_skip_tables_and_a_pattern_matching_nothing() {
     let pg = three_table_server();
     let conn = superuser_url(&pg);
     let tmp = tempfile::tempdir().unwrap();
-    let run_with = |name: &str, tables: &[&str], skip: &[&str]| -> (CliRun, PathBuf) {
+    let start = |name: &str, tables: &[&str], skip: &[&str]| -> (cli::RunningCli, PathBuf) {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let dest_dir = dir.join("dest");
@@ -322,26 +348,43 @@ fn e2e_plugin_sync_tables_skip_tables_and_a_pattern_matching_nothing() {
             .tables(tables)
             .skip_tables(skip)
             .write(&dir);
-        (sync(&cfg).timeout(CLI_TIMEOUT).run(), dest_dir)
+        (sync(&cfg).timeout(CLI_TIMEOUT).spawn(), dest_dir)
     };
-
-    let (run, dest_dir) = run_with("only", &["users", "orders"], &[]);
-    assert_synced_exactly(&run, &dest_dir, &["users", "orders"]);
-
-    // A skip pattern over the other schema's prefixed names, and a skip by bare name.
-    let (run, dest_dir) = run_with("skip_schema", &["*"], &["sales.*"]);
-    assert_synced_exactly(&run, &dest_dir, &["users", "orders"]);
-    let (run, dest_dir) = run_with("skip_orders", &["*"], &["orders"]);
-    assert_synced_exactly(&run, &dest_dir, &["users", "sales.regions"]);
-    let (run, dest_dir) = run_with("schema_glob", &["sales.*"], &[]);
-    assert_synced_exactly(&run, &dest_dir, &["sales.regions"]);
+    // Independent syncs, run side by side.
+    let runs = [
+        (
+            start("only", &["users", "orders"], &[]),
+            vec!["users", "orders"],
+        ),
+        // A skip pattern over the other schema's prefixed names, and a skip by bare name.
+        (
+            start("skip_schema", &["*"], &["sales.*"]),
+            vec!["users", "orders"],
+        ),
+        (
+            start("skip_orders", &["*"], &["orders"]),
+            vec!["users", "sales.regions"],
+        ),
+        (
+            start("schema_glob", &["sales.*"], &[]),
+            vec!["sales.regions"],
+        ),
+    ];
+    let missing = start("missing", &["users", "no_such_table"], &[]);
+    for ((running, dest_dir), want) in runs {
+        assert_synced_exactly(&running.wait(), &dest_dir, &want);
+    }
 
     // A pattern that matches nothing: a warning the CLI counts, and the sync goes on.
-    let (run, dest_dir) = run_with("missing", &["users", "no_such_table"], &[]);
+    let (run, dest_dir) = (missing.0.wait(), missing.1);
     run.assert_success();
     let summary = run.summary().expect("a sync summary");
     assert!(summary.completed_ok, "{}", run.output());
-    assert!(summary.warnings >= 1, "warning not counted:\n{}", run.output());
+    assert!(
+        summary.warnings >= 1,
+        "warning not counted:\n{}",
+        run.output()
+    );
     assert_eq!(summary.errors, 0, "{}", run.output());
     assert_eq!(summary.resources, 2, "{}", run.output());
     let warnings: Vec<String> = run
@@ -519,7 +562,10 @@ fn e2e_plugin_tables_lists_every_table_with_the_type_contract() {
         .collect();
     let mismatches: Vec<String> = expected
         .iter()
-        .zip(got.iter().chain(std::iter::repeat(&(String::new(), String::new()))))
+        .zip(
+            got.iter()
+                .chain(std::iter::repeat(&(String::new(), String::new()))),
+        )
         .filter(|(want, got)| want != got)
         .map(|(want, got)| format!("{}: want {}, got {} {}", want.0, want.1, got.0, got.1))
         .collect();
@@ -533,7 +579,10 @@ fn e2e_plugin_tables_lists_every_table_with_the_type_contract() {
     );
 
     // The 3-table part of the listing: descriptions, primary keys, types.
-    let by_name: BTreeMap<&str, &Value> = listed.iter().map(|t| (t["name"].as_str().unwrap(), t)).collect();
+    let by_name: BTreeMap<&str, &Value> = listed
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t))
+        .collect();
     assert_eq!(by_name["users"]["description"], "Registered people");
     assert_eq!(by_name["orders"]["description"], "Order lines");
     let orders: Vec<(String, String, bool)> = by_name["orders"]["columns"]
@@ -588,7 +637,11 @@ fn e2e_plugin_tables_with_an_unreachable_database_lists_none_with_a_warning() {
         .filter(|l| l.contains(" WRN "))
         .collect();
     assert!(!warnings.is_empty(), "no warning:\n{}", run.output());
-    assert!(!run.output().contains(roles::PASSWORD), "password leaked:\n{}", run.output());
+    assert!(
+        !run.output().contains(roles::PASSWORD),
+        "password leaked:\n{}",
+        run.output()
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -602,21 +655,66 @@ fn bad_specs() -> Vec<(Value, &'static str)> {
         (Value::Null, "connection_string"),
         (json!({}), "connection_string"),
         (json!({ "connection_string": "" }), "connection_string"),
-        (json!({ "connection_string": CONN, "pgx_log_level": "loud" }), "pgx_log_level"),
-        (json!({ "connection_string": CONN, "pgx_log_level": "ERROR" }), "pgx_log_level"),
-        (json!({ "connection_string": CONN, "rows_per_record": 0 }), "rows_per_record"),
-        (json!({ "connection_string": CONN, "rows_per_record": -1 }), "rows_per_record"),
-        (json!({ "connection_string": CONN, "rows_per_record": 2.5 }), "rows_per_record"),
-        (json!({ "connection_string": CONN, "rows_per_record": "500" }), "rows_per_record"),
-        (json!({ "connection_string": CONN, "destination_table_name": "fixed" }), "destination_table_name"),
-        (json!({ "connection_string": CONN, "destination_table_name": "{{YEAR}}" }), "destination_table_name"),
-        (json!({ "connection_string": CONN, "destination_table_name": "{{TABLE}}_{{SECOND}}" }), "destination_table_name"),
-        (json!({ "connection_string": CONN, "cdc_id": "s1", "destination_table_name": "{{TABLE}}_{{MINUTE}}" }), "destination_table_name"),
-        (json!({ "connection_string": CONN, "cdc_id": "has space" }), "cdc_id"),
-        (json!({ "connection_string": CONN, "cdc_id": "x".repeat(61) }), "cdc_id"),
-        (json!({ "connection_string": CONN, "concurrency": 0 }), "concurrency"),
-        (json!({ "connection_string": CONN, "concurrency": "4" }), "concurrency"),
-        (json!({ "connection_string": CONN, "tables": ["users"] }), "tables"),
+        (
+            json!({ "connection_string": CONN, "pgx_log_level": "loud" }),
+            "pgx_log_level",
+        ),
+        (
+            json!({ "connection_string": CONN, "pgx_log_level": "ERROR" }),
+            "pgx_log_level",
+        ),
+        (
+            json!({ "connection_string": CONN, "rows_per_record": 0 }),
+            "rows_per_record",
+        ),
+        (
+            json!({ "connection_string": CONN, "rows_per_record": -1 }),
+            "rows_per_record",
+        ),
+        (
+            json!({ "connection_string": CONN, "rows_per_record": 2.5 }),
+            "rows_per_record",
+        ),
+        (
+            json!({ "connection_string": CONN, "rows_per_record": "500" }),
+            "rows_per_record",
+        ),
+        (
+            json!({ "connection_string": CONN, "destination_table_name": "fixed" }),
+            "destination_table_name",
+        ),
+        (
+            json!({ "connection_string": CONN, "destination_table_name": "{{YEAR}}" }),
+            "destination_table_name",
+        ),
+        (
+            json!({ "connection_string": CONN, "destination_table_name": "{{TABLE}}_{{SECOND}}" }),
+            "destination_table_name",
+        ),
+        (
+            json!({ "connection_string": CONN, "cdc_id": "s1", "destination_table_name": "{{TABLE}}_{{MINUTE}}" }),
+            "destination_table_name",
+        ),
+        (
+            json!({ "connection_string": CONN, "cdc_id": "has space" }),
+            "cdc_id",
+        ),
+        (
+            json!({ "connection_string": CONN, "cdc_id": "x".repeat(61) }),
+            "cdc_id",
+        ),
+        (
+            json!({ "connection_string": CONN, "concurrency": 0 }),
+            "concurrency",
+        ),
+        (
+            json!({ "connection_string": CONN, "concurrency": "4" }),
+            "concurrency",
+        ),
+        (
+            json!({ "connection_string": CONN, "tables": ["users"] }),
+            "tables",
+        ),
     ]
 }
 
@@ -667,12 +765,16 @@ fn e2e_plugin_validate_config_and_sync_reject_each_bad_spec_naming_the_field() {
             || !v_out.contains("failed to validate source config")
             || !v_out.contains(field)
         {
-            failures.push(format!("validate-config did not reject {spec} naming {field}:\n{v_out}"));
+            failures.push(format!(
+                "validate-config did not reject {spec} naming {field}:\n{v_out}"
+            ));
         }
         let s_out = synced.output();
         let rule = sync_rule(spec, field);
         if synced.code != Some(1) || !s_out.contains("invalid spec") || !s_out.contains(rule) {
-            failures.push(format!("sync did not reject {spec} with {rule:?}:\n{s_out}"));
+            failures.push(format!(
+                "sync did not reject {spec} with {rule:?}:\n{s_out}"
+            ));
         }
         for out in [&v_out, &s_out] {
             if out.contains("Pa55-w0rd") {
@@ -680,7 +782,10 @@ fn e2e_plugin_validate_config_and_sync_reject_each_bad_spec_naming_the_field() {
             }
         }
         // Rejected before any table was read: the destination got no message.
-        if !dest::log(&dir.join("dest")).iter().all(|e| e["type"] != "migrate_table") {
+        if !dest::log(&dir.join("dest"))
+            .iter()
+            .all(|e| e["type"] != "migrate_table")
+        {
             failures.push(format!("{spec}: the destination got a migrate"));
         }
     }
@@ -698,7 +803,10 @@ fn e2e_plugin_sync_rejects_an_unparsable_connection_string_masking_the_password(
     let out = run.output();
     assert_eq!(run.code, Some(1), "{out}");
     assert!(out.contains("connection_string: "), "{out}");
-    assert!(out.contains("port"), "the error should say the port is wrong:\n{out}");
+    assert!(
+        out.contains("invalid port number"),
+        "the error should say the port is wrong:\n{out}"
+    );
     assert!(!out.contains("Pa55-w0rd"), "password leaked:\n{out}");
 }
 
@@ -717,7 +825,9 @@ fn e2e_plugin_rows_per_record_defaults_to_500() {
     // The plugin says so in a debug line of the CLI log …
     let lines = run.log_lines_with("spec accepted");
     assert!(
-        lines.iter().any(|l| l.contains(" DBG ") && l.contains("rows_per_record=500")),
+        lines
+            .iter()
+            .any(|l| l.contains(" DBG ") && l.contains("rows_per_record=500")),
         "no debug line with rows_per_record=500:\n{}",
         run.output()
     );
@@ -742,7 +852,11 @@ fn e2e_plugin_test_connection_success_and_failure_codes() {
     let tmp = tempfile::tempdir().unwrap();
     let closed = free_port();
     let cases = [
-        ("ok", pg.url(roles::SCRAM_USER, roles::PASSWORD, "postgres"), None),
+        (
+            "ok",
+            pg.url(roles::SCRAM_USER, roles::PASSWORD, "postgres"),
+            None,
+        ),
         (
             "auth",
             pg.url(roles::SCRAM_USER, "Wr0ng-Pa55-word", "postgres"),
@@ -750,7 +864,10 @@ fn e2e_plugin_test_connection_success_and_failure_codes() {
         ),
         (
             "closed",
-            format!("postgres://postgres:{}@127.0.0.1:{closed}/postgres?sslmode=disable", roles::PASSWORD),
+            format!(
+                "postgres://postgres:{}@127.0.0.1:{closed}/postgres?sslmode=disable",
+                roles::PASSWORD
+            ),
             Some("UNREACHABLE"),
         ),
         (
@@ -767,7 +884,11 @@ fn e2e_plugin_test_connection_success_and_failure_codes() {
             let cfg = Config::local(PLUGIN, dir.join("dest"))
                 .spec(json!({ "connection_string": url }))
                 .write(&dir);
-            (name, code, test_connection(&cfg).timeout(CLI_TIMEOUT).spawn())
+            (
+                name,
+                code,
+                test_connection(&cfg).timeout(CLI_TIMEOUT).spawn(),
+            )
         })
         .collect();
     for (name, code, run) in running {
@@ -785,7 +906,10 @@ fn e2e_plugin_test_connection_success_and_failure_codes() {
                     out.contains(&format!("Failure: {code}")),
                     "{name}: expected {code}:\n{out}"
                 );
-                assert!(out.contains("at least one test connection failed"), "{name}: {out}");
+                assert!(
+                    out.contains("at least one test connection failed"),
+                    "{name}: {out}"
+                );
             }
         }
         assert!(!out.contains("Pa55-w"), "{name}: password leaked:\n{out}");
@@ -804,8 +928,10 @@ fn e2e_plugin_sync_with_a_wrong_password_fails_naming_the_user_without_the_passw
     let out = run.output();
     assert_eq!(run.code, Some(1), "{out}");
     assert!(
-        run.stderr
-            .contains(&format!("password authentication failed for user \"{}\"", roles::SCRAM_USER)),
+        run.stderr.contains(&format!(
+            "password authentication failed for user \"{}\"",
+            roles::SCRAM_USER
+        )),
         "stderr should say why:\n{out}"
     );
     assert!(!out.contains(wrong), "the given password leaked:\n{out}");
@@ -847,4 +973,164 @@ fn e2e_plugin_sync_with_a_silent_host_times_out_after_connect_timeout() {
     );
     assert!(!out.contains(roles::PASSWORD), "password leaked:\n{out}");
     drop(silent);
+}
+
+// ------------------------------------------------------------------------------------------------
+// SIGINT during a sync
+
+/// `registry: local` through a `/bin/sh` wrapper that runs the plugin and records its exit
+/// status: the plugin is the CLI's child's child, and the status is the plugin's own (130 if the
+/// signal had killed it).
+fn exit_recording_wrapper(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let status_file = dir.join("plugin-exit-status");
+    let wrapper = dir.join("cq-source-postgresql-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\"{PLUGIN}\" \"$@\"\necho $? > \"{}.tmp\"\nmv \"{0}.tmp\" \"{0}\"\n",
+            status_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, status_file)
+}
+
+fn address_of(cmdline: &str) -> Option<PathBuf> {
+    let mut words = cmdline.split(' ');
+    while let Some(w) = words.next() {
+        if w == "--address" {
+            return words.next().map(PathBuf::from);
+        }
+        if let Some(a) = w.strip_prefix("--address=") {
+            return Some(PathBuf::from(a));
+        }
+    }
+    None
+}
+
+/// Holds `ACCESS EXCLUSIVE` on `table` in an open transaction (a psql session the test started),
+/// so that any read of it waits. Killed on drop.
+struct LockHolder(Child);
+
+impl LockHolder {
+    fn hold(pg: &PgServer, table: &str) -> LockHolder {
+        let child = support::pg::psql_command()
+            .args(["-X", "-q", "-h"])
+            .arg(pg.socket_dir())
+            .args([
+                "-p",
+                &pg.port().to_string(),
+                "-U",
+                roles::SUPERUSER,
+                "-d",
+                "postgres",
+            ])
+            .arg("-c")
+            .arg(format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);"
+            ))
+            .env("PGPASSWORD", roles::PASSWORD)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start psql");
+        let holder = LockHolder(child);
+        let granted = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || pg.psql(&granted) == "1"),
+            "the lock on {table} was not taken"
+        );
+        holder
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn e2e_plugin_sigint_during_a_sync_exits_zero_within_5_s_and_removes_the_socket() {
+    let pg = PgServer::start();
+    pg.psql(
+        "CREATE TABLE free (id integer PRIMARY KEY);
+         INSERT INTO free SELECT generate_series(1, 1000);
+         CREATE TABLE held (id integer PRIMARY KEY);
+         INSERT INTO held SELECT generate_series(1, 1000);",
+    );
+    // Reading `held` waits for the lock: the Sync stream stays open (rows of `free` sent, `held`
+    // pending) until the signal.
+    let _lock = LockHolder::hold(&pg, "held");
+    let tmp = tempfile::tempdir().unwrap();
+    let (wrapper, status_file) = exit_recording_wrapper(tmp.path());
+    let dest_dir = tmp.path().join("dest");
+    let cfg = Config::local(&wrapper, &dest_dir)
+        .spec(json!({ "connection_string": superuser_url(&pg) }))
+        .dest_state(false)
+        .write(tmp.path());
+    let mut running = sync(&cfg).timeout(CLI_TIMEOUT).spawn();
+    assert!(
+        dest::wait_for_rows(&dest_dir, "free", 1000, Duration::from_secs(30)),
+        "the sync did not start:\n{}\n{}",
+        running.log(),
+        running.stderr()
+    );
+    // The plugin is waiting on `held`.
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                   AND query ILIKE '%held%' AND pid <> pg_backend_pid()";
+    assert!(
+        wait_until(Duration::from_secs(10), || pg.psql(waiting) != "0"),
+        "the plugin is not waiting to read held:\n{}",
+        running.log()
+    );
+    assert!(running.is_running(), "{}", running.log());
+
+    let shell = running
+        .plugins()
+        .into_iter()
+        .find(|p| p.cmdline.contains(wrapper.to_str().unwrap()))
+        .expect("the CLI started the source wrapper");
+    let plugin = cli::child_processes(shell.pid)
+        .into_iter()
+        .find(|p| p.cmdline.starts_with(PLUGIN))
+        .expect("the wrapper started the plugin");
+    let socket = address_of(&plugin.cmdline).expect("--address on the plugin's command line");
+    assert!(socket.exists(), "{} does not exist", socket.display());
+
+    let signalled = Instant::now();
+    assert!(cli::send_signal(plugin.pid, "INT"));
+    assert!(
+        wait_until(Duration::from_secs(5), || status_file.exists()),
+        "the plugin did not exit within 5 s of SIGINT:\n{}",
+        running.log()
+    );
+    let elapsed = signalled.elapsed();
+    let status = std::fs::read_to_string(&status_file).unwrap();
+    assert_eq!(
+        status.trim(),
+        "0",
+        "plugin exit status after SIGINT (after {elapsed:?})"
+    );
+    assert!(!socket.exists(), "socket {} left behind", socket.display());
+    assert_eq!(dest::received_rows(&dest_dir, "held"), 0);
+    // The CLI notices the source is gone and ends (it does not hang).
+    let run = running.wait();
+    assert!(
+        !run.timed_out,
+        "the CLI hung after the source exited:\n{}",
+        run.output()
+    );
+    // … and reports the cut stream as a failed sync.
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(
+        run.stderr.contains("sync client receive"),
+        "{}",
+        run.output()
+    );
 }
