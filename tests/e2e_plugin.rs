@@ -634,7 +634,8 @@ fn e2e_plugin_tables_with_an_unreachable_database_lists_none_with_a_warning() {
     let warnings: Vec<String> = run
         .log_lines_with("listing none")
         .into_iter()
-        .filter(|l| l.contains(" WRN "))
+        // A warning that says which address could not be reached.
+        .filter(|l| l.contains(" WRN ") && l.contains(&format!("127.0.0.1:{closed}")))
         .collect();
     assert!(!warnings.is_empty(), "no warning:\n{}", run.output());
     assert!(
@@ -761,9 +762,10 @@ fn e2e_plugin_validate_config_and_sync_reject_each_bad_spec_naming_the_field() {
         let validate = validate.wait();
         let synced = synced.wait();
         let v_out = validate.output();
+        // The CLI's `Error:` line (stderr) carries the reason.
         if validate.code != Some(1)
-            || !v_out.contains("failed to validate source config")
-            || !v_out.contains(field)
+            || !validate.stderr.contains("failed to validate source config")
+            || !validate.stderr.contains(field)
         {
             failures.push(format!(
                 "validate-config did not reject {spec} naming {field}:\n{v_out}"
@@ -771,7 +773,12 @@ fn e2e_plugin_validate_config_and_sync_reject_each_bad_spec_naming_the_field() {
         }
         let s_out = synced.output();
         let rule = sync_rule(spec, field);
-        if synced.code != Some(1) || !s_out.contains("invalid spec") || !s_out.contains(rule) {
+        if synced.code != Some(1)
+            || !synced
+                .stderr
+                .contains("failed to init plugin: invalid spec: ")
+            || !synced.stderr.contains(rule)
+        {
             failures.push(format!(
                 "sync did not reject {spec} with {rule:?}:\n{s_out}"
             ));
