@@ -979,11 +979,11 @@ fn e2e_plugin_sync_with_a_silent_host_times_out_after_connect_timeout() {
     };
     // The same sync against a closed port fails at once: its duration is the CLI's own overhead
     // (plugin start-up on a possibly busy machine), run side by side.
-    let baseline = sync(&config_for("closed", closed))
-        .timeout(CLI_TIMEOUT)
-        .spawn();
+    // (`CliRun::elapsed` is taken when `wait` returns, so each run waits in its own thread.)
+    let baseline = sync(&config_for("closed", closed)).timeout(CLI_TIMEOUT);
+    let baseline = std::thread::spawn(move || baseline.run());
     let run = sync(&config_for("silent", port)).timeout(CLI_TIMEOUT).run();
-    let baseline = baseline.wait();
+    let baseline = baseline.join().expect("baseline run");
     let out = run.output();
     assert_eq!(run.code, Some(1), "{out}");
     assert_eq!(baseline.code, Some(1), "{}", baseline.output());
