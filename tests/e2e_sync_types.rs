@@ -348,6 +348,17 @@ fn columns() -> Vec<Col> {
             "ARRAY[NULL,'$.y']::jsonpath[]",
         ),
         c(
+            "c_xml",
+            "xml",
+            "string",
+            None,
+            TEXT,
+            "'<a b=\"1\">t &amp; ü</a>'",
+            "''",
+            "ARRAY['<x/>']::xml[]",
+            "ARRAY[NULL,'text only']::xml[]",
+        ),
+        c(
             "c_inet",
             "inet",
             "binary",
