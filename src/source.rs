@@ -17,7 +17,7 @@ use crate::sync::engine::{self, SyncOptions};
 use crate::sync::plan::shard;
 use crate::sync::TablePlan;
 use crate::wire::{self, Connection};
-use crate::{log_debug, log_info, log_warn};
+use crate::{log_info, log_warn};
 
 /// State kept between Init and the later calls of one plugin process.
 struct Initialized {
@@ -48,14 +48,7 @@ impl PostgresSource {
 #[tonic::async_trait]
 impl Source for PostgresSource {
     async fn init(&self, spec: Spec, no_connection: bool) -> Result<(), SourceError> {
-        crate::logging::set_wire_level(spec.pgx_log_level);
-        log_debug!(
-            "spec accepted",
-            rows_per_record = spec.rows_per_record,
-            concurrency = spec.concurrency,
-            destination_table_name = spec.destination_table_name.as_str(),
-            pgx_log_level = spec.pgx_log_level.as_str(),
-        );
+        // The service has applied `pgx_log_level` and logged the accepted spec already.
         let config = wire::Config::parse(&spec.connection_string)
             .map_err(|e| SourceError::msg(format!("connection_string: {e}")))?;
         let catalog = match discover(&config).await {

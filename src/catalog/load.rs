@@ -1,6 +1,7 @@
 //! Runs the discovery statements over a connection.
 
-use crate::catalog::{parse_catalog, Catalog, CatalogParseError, DISCOVERY_SQL};
+use crate::catalog::discovery::discovery_sql;
+use crate::catalog::{parse_catalog, Catalog, CatalogParseError};
 use crate::wire::{self, Connection};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +14,7 @@ pub enum CatalogError {
 
 /// Discovers every table the connecting user can see (one round trip).
 pub async fn load(conn: &mut Connection) -> Result<Catalog, CatalogError> {
-    let results = conn.simple_query(DISCOVERY_SQL).await?;
+    let results = conn.simple_query(&discovery_sql()).await?;
     let rows: Vec<_> = results.into_iter().map(|r| r.rows).collect();
     Ok(parse_catalog(&rows)?)
 }

@@ -1,6 +1,6 @@
 //! The discovered catalog: tables, columns, keys, and their resolved types.
 //!
-//! Built from the rows of `discovery.sql` (four statements, one round trip). Parsing is kept apart
+//! Built from the rows of the discovery statements (`discovery.rs`: five statements, one round trip). Parsing is kept apart
 //! from I/O so it can be tested with rows copied from a real server.
 
 use std::collections::HashMap;
@@ -40,6 +40,8 @@ pub struct Column {
     /// `format_type()` of the column, for logs and docs.
     pub type_name: String,
     pub not_null: bool,
+    /// `attnotnull` itself, without NOT NULL domains.
+    pub not_null_declared: bool,
     pub primary_key: bool,
     /// Alone forms a PRIMARY KEY or UNIQUE constraint.
     pub unique: bool,
@@ -91,7 +93,7 @@ pub struct CatalogParseError {
     pub detail: String,
 }
 
-/// The rows of one statement of `discovery.sql`: text values, NULL as `None`.
+/// The rows of one discovery statement: text values, NULL as `None`.
 pub type Rows = Vec<Vec<Option<String>>>;
 
 /// Quotes an identifier the way `quote_ident` does (always quoted: cheap and never wrong).
@@ -144,7 +146,7 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// Builds the catalog from the results of the four statements of `discovery.sql`.
+/// Builds the catalog from the results of the five discovery statements.
 pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
     let [info, relations, columns, types, constraints] = results else {
         return Err(CatalogParseError {
@@ -231,6 +233,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
             pg_type: resolved.pg_type,
             type_name: c.text(6)?.to_string(),
             not_null: c.boolean(5)? || resolved.domain_not_null,
+            not_null_declared: c.boolean(5)?,
             primary_key,
             unique: unique_cols.get(&rel).is_some_and(|k| k.contains(&attnum)),
         });
@@ -249,6 +252,13 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
             .ok_or_else(|| c.err(format!("unexpected relkind {:?}", c.text(3).ok())))?;
         let mut cols = columns_by_rel.remove(&oid).unwrap_or_default();
         cols.sort_by_key(|col| col.attnum);
+        if !matches!(kind, RelKind::Table | RelKind::Partitioned) {
+            // A NOT NULL domain is enforced when rows are stored, not when a view computes
+            // them (an outer join yields NULLs of any type): only stored rows promise it.
+            for col in &mut cols {
+                col.not_null &= col.not_null_declared;
+            }
+        }
         let display_name = if schema == current_schema {
             name.clone()
         } else {
@@ -280,7 +290,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
 mod tests {
     use super::*;
 
-    /// Rows as PostgreSQL 15 returned them for a small schema (see discovery.sql).
+    /// Rows as PostgreSQL 15 returned them for a small schema (see discovery.rs).
     fn rows(text: &str) -> Rows {
         text.lines()
             .filter(|l| !l.trim().is_empty())

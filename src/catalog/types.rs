@@ -103,11 +103,10 @@ impl TypeResolver {
             return PgType::ServerText;
         };
         if row.typtype == 'd' {
-            // Only the outermost domain's NOT NULL constrains the column; a domain used as an
+            // Every domain of the chain is enforced on the column (a domain over a NOT NULL
+            // domain is NOT NULL too). Arrays pass their own flag down, so a domain used as an
             // array element constrains elements, not the column.
-            if depth == 0 || *not_null {
-                *not_null |= row.not_null;
-            }
+            *not_null |= row.not_null;
             let typmod = if typmod >= 0 { typmod } else { row.typmod };
             return self.classify(row.base, typmod, not_null, depth + 1);
         }
@@ -197,7 +196,12 @@ mod tests {
         posint.not_null = true;
         let mut ts3 = row(16600, 'd', 'D', 0, 1114);
         ts3.typmod = 3;
-        let r = TypeResolver::new([posint, ts3]);
+        let outer = row(16700, 'd', 'N', 0, 16491);
+        let r = TypeResolver::new([posint, ts3, outer]);
+        assert!(
+            r.resolve(16700, -1).domain_not_null,
+            "a domain over a NOT NULL domain"
+        );
         let resolved = r.resolve(16491, -1);
         assert_eq!(resolved.pg_type, PgType::Int4);
         assert!(resolved.domain_not_null);

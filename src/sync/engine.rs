@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::decode::CopyBinaryDecoder;
+use crate::decode::{CopyBinaryDecoder, DecodeError};
 use crate::plugin::service::{SendError, SyncMessage, SyncSender};
 use crate::sync::plan::{copy_statement, work_items, TablePlan, WorkItem};
 use crate::wire::{self, Connection};
@@ -385,12 +385,9 @@ async fn copy_item(
             // Keep draining so the connection stays usable for the next table.
             continue;
         }
-        match decoder.decode_frame(frame) {
-            Ok(_) => {}
-            Err(e) => {
-                decode_error = Some(column_context(plan, &e.to_string()));
-                continue;
-            }
+        if let Err(e) = decoder.decode_frame(frame) {
+            decode_error = Some(describe_decode_error(plan, &e));
+            continue;
         }
         let bytes = decoder.bytes();
         if decoder.rows() >= shared.options.rows_per_record
@@ -400,6 +397,10 @@ async fn copy_item(
             bytes_at_flush = bytes;
         }
         bytes_total = bytes;
+    }
+    if decode_error.is_none() && !decoder.is_done() {
+        // PostgreSQL always ends COPY BINARY with a trailer; without it rows may be missing.
+        decode_error = Some("COPY ended without the binary trailer".into());
     }
     if let Some(error) = decode_error {
         return Err(ItemError::Table {
@@ -413,8 +414,15 @@ async fn copy_item(
     Ok((rows_sent, bytes_total))
 }
 
-fn column_context(plan: &TablePlan, error: &str) -> String {
-    format!("{error} (columns: {})", plan.table.columns.len())
+/// Names the column (and its PostgreSQL type) a decode error happened in.
+fn describe_decode_error(plan: &TablePlan, error: &DecodeError) -> String {
+    match error {
+        DecodeError::Column { column, source } => match plan.table.columns.get(*column) {
+            Some(col) => format!("column {:?} ({}): {source}", col.name, col.type_name),
+            None => error.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 async fn emit(
@@ -425,7 +433,7 @@ async fn emit(
     let batch = decoder
         .finish(plan.schema.clone())
         .map_err(|e| ItemError::Table {
-            error: TableError::Decode(e.to_string()),
+            error: TableError::Decode(describe_decode_error(plan, &e)),
             rows_sent: 0,
         })?;
     let rows = batch.num_rows() as u64;

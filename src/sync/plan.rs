@@ -155,6 +155,7 @@ mod tests {
             pg_type,
             type_name: String::new(),
             not_null: false,
+            not_null_declared: false,
             primary_key: false,
             unique: false,
         };
