@@ -648,3 +648,76 @@ fn e2e_sync_table_without_select_privilege_is_an_error_log_others_sync() {
     let summary = run.summary().expect("summary");
     println!("summary with one unreadable table: {summary:?}");
 }
+
+/// Long (`CQPG_LONG=1`): a table big enough to be split into ctid page ranges (PostgreSQL 14+,
+/// more than 1.5 × 16,384 pages) read by several connections: every row arrives exactly once.
+/// A low fillfactor (one row per page) makes the pages without millions of rows.
+#[test]
+#[ignore = "long: CQPG_LONG=1 bash scripts/test.sh"]
+fn e2e_sync_long_big_table_split_into_ctid_ranges_delivers_every_row_once() {
+    let pg = PgServer::start();
+    pg.psql(
+        "CREATE TABLE wide (id bigint, pad text) WITH (fillfactor = 10);
+         INSERT INTO wide SELECT g, repeat('p', 600) FROM generate_series(1, 50000) g;
+         VACUUM ANALYZE wide;",
+    );
+    let pages: u64 = pg
+        .psql("SELECT relpages FROM pg_class WHERE relname = 'wide'")
+        .parse()
+        .expect("relpages");
+    let split = pg.version_major() >= 14;
+    if split {
+        assert!(
+            pages > 24_576,
+            "only {pages} pages: the table would not be split"
+        );
+    }
+    let (rows, sum): (u64, u64) = {
+        let out = pg.psql("SELECT count(*) || '|' || sum(id) FROM wide");
+        let (a, b) = out.split_once('|').expect("count|sum");
+        (a.parse().expect("count"), b.parse().expect("sum"))
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        &pg,
+        tmp.path(),
+        json!({ "concurrency": 4, "rows_per_record": 5000 }),
+    )
+    .dest_state(false);
+    let started = Instant::now();
+    let run = sync(&cfg.write(tmp.path()))
+        .timeout(Duration::from_secs(600))
+        .run();
+    run.assert_success();
+    let wall = started.elapsed();
+    // count and sum of ids straight from the destination's Arrow files (no per-row JSON)
+    let script = "import sys, glob, pyarrow as pa, pyarrow.compute as pc\n\
+        ids = []\n\
+        for p in sorted(glob.glob(sys.argv[1] + '/tables/wide.*.arrows')):\n\
+        \x20   with pa.OSFile(p, 'rb') as f:\n\
+        \x20       for b in pa.ipc.open_stream(f):\n\
+        \x20           ids.append(b.column(b.schema.get_field_index('id')))\n\
+        a = pa.chunked_array(ids)\n\
+        print(len(a), pc.sum(a).as_py(), len(pc.unique(a)))\n";
+    let out = Command::new(support::cli::venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(dest(tmp.path()))
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_eq!(got, vec![rows, sum, rows], "rows, sum of ids, distinct ids");
+    println!(
+        "{rows} rows in {pages} pages synced in {:.1} s (split into ctid ranges: {split})",
+        wall.as_secs_f64()
+    );
+}
