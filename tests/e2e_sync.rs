@@ -721,3 +721,46 @@ fn e2e_sync_long_big_table_split_into_ctid_ranges_delivers_every_row_once() {
         wall.as_secs_f64()
     );
 }
+
+/// Long (`CQPG_LONG=1`; it builds the release binary): the README's `bash scripts/demo.sh` runs
+/// to the end and shows what arrived, figures from the sample database it loads.
+#[test]
+#[ignore = "long: CQPG_LONG=1 bash scripts/test.sh"]
+fn e2e_sync_long_demo_script_shows_the_sample_database() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("bash")
+        .arg(Path::new(root).join("scripts/demo.sh"))
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running scripts/demo.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!(
+        "{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "demo.sh failed:\n{text}");
+    assert!(
+        stdout.contains("Sync completed successfully. Resources: 1495, Errors: 0"),
+        "{text}"
+    );
+    let table_line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+    };
+    assert_eq!(table_line("orders"), "orders 1200 3 [500, 500, 200]");
+    assert_eq!(table_line("customers"), "customers 250 1 [250]");
+    assert_eq!(
+        table_line("inventory.products"),
+        "inventory.products 40 1 [40]"
+    );
+    assert_eq!(table_line("order_totals"), "order_totals 5 1 [5]");
+    assert!(stderr_says_stopped(&out.stderr), "{text}");
+}
+
+fn stderr_says_stopped(stderr: &[u8]) -> bool {
+    String::from_utf8_lossy(stderr).contains("PostgreSQL stopped")
+}
