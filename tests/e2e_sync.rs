@@ -102,6 +102,28 @@ fn e2e_sync_all_tables_with_source_row_counts() {
     let summary = run.summary().expect("summary");
     assert_eq!(summary.resources, 1200 + 100 + 37);
     assert_eq!(summary.errors, 0);
+    // progress: an info line per table when it starts and when it finishes, with its figures
+    for (table, rows) in [("users", 1200), ("orders", 100), ("products", 37)] {
+        let named = |l: &String| {
+            l.contains(&format!("table={table} ")) || l.ends_with(&format!("table={table}"))
+        };
+        let started = run.log_lines_with("table sync started");
+        assert!(
+            started.iter().any(named),
+            "no start line for {table}:\n{}",
+            run.log
+        );
+        let finished = run.log_lines_with("table sync finished");
+        let line = finished
+            .iter()
+            .find(|l| named(l))
+            .unwrap_or_else(|| panic!("no finish line for {table}:\n{}", run.log));
+        assert!(line.contains(" INF "), "{line}");
+        assert!(line.contains(&format!("rows={rows} ")), "{line}");
+        for key in ["bytes=", "duration_ms=", "rows_per_sec="] {
+            assert!(line.contains(key), "{key} in {line}");
+        }
+    }
 }
 
 /// Must-show 2: `tables: ["users", "orders"]` leaves products out.
