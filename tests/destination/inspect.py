@@ -3,9 +3,11 @@
   inspect.py summary DIR
       {"tables": {T: {"inserts", "rows", "batch_rows", "migrates", "deletes", "delete_stale"}},
        "order": [message types], "messages": n, "lifecycle": [events]}
-  inspect.py rows DIR TABLE [--with-cq]
+  inspect.py rows DIR TABLE [--with-cq] [--raw]
       every received row of TABLE in arrival order (from the Arrow files), canonical JSON;
-      the `_cq_*` columns only with --with-cq
+      the `_cq_*` columns only with --with-cq; with --raw, date32/date64, time32/time64 and
+      timestamp values are their Arrow storage integers instead (days, or counts of the
+      column's unit since 1970-01-01 / midnight), so out-of-calendar values compare as numbers
   inspect.py state DIR TABLE [--with-cq]
       the applied state of TABLE sorted by primary key
   inspect.py schema DIR TABLE
@@ -104,9 +106,18 @@ def schema(directory, table):
     return last
 
 
+def use_raw_calendar_values():
+    """--raw: calendar types render as their storage integers (see the docstring)."""
+    cv.date_from_days = lambda days, label, raw: raw
+    cv.time_of_day = lambda raw, unit, label: raw
+    cv.timestamp_value = lambda raw, unit, tz, label: raw
+
+
 def main(argv):
     with_cq = "--with-cq" in argv
-    args = [a for a in argv if a != "--with-cq"]
+    if "--raw" in argv:
+        use_raw_calendar_values()
+    args = [a for a in argv if a not in ("--with-cq", "--raw")]
     if len(args) == 2 and args[0] == "summary":
         result = summary(args[1])
     elif len(args) == 2 and args[0] == "log":
