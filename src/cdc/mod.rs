@@ -1,1 +1,12 @@
-//! TODO: filled in by its issue.
+//! Change data capture through logical replication: slot and publication named from `cdc_id`,
+//! an initial sync inside the slot's exported snapshot, then the pgoutput stream turned into
+//! CloudQuery messages, batched, ordered for the CLI, and acknowledged only once safe.
+//!
+//! - [`names`]: `cdc_id` → slot and publication names (the documented rule).
+//! - [`state`]: progress (which tables are backfilled) in the publication's COMMENT.
+
+pub mod names;
+pub mod state;
+
+pub use names::{cdc_names, CdcNames};
+pub use state::CdcState;
