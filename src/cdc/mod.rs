@@ -4,7 +4,10 @@
 //!
 //! - [`names`]: `cdc_id` → slot and publication names (the documented rule).
 //! - [`state`]: progress (which tables are backfilled) in the publication's COMMENT.
+//! - [`batch`]: the change buffer: coalescing per key, flushes per table, holding deletes and
+//!   schema changes until earlier inserts passed the CLI, progress LSN.
 
+pub mod batch;
 pub mod names;
 pub mod state;
 
