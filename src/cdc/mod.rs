@@ -6,7 +6,10 @@
 //! - [`state`]: progress (which tables are backfilled) in the publication's COMMENT.
 //! - [`batch`]: the change buffer: coalescing per key, flushes per table, holding deletes and
 //!   schema changes until earlier inserts passed the CLI, progress LSN.
+//! - [`ack`]: which position may be confirmed to the server (hand-off + 10 s safety margin,
+//!   idle slots follow the server's WAL end) and when to send status updates.
 
+pub mod ack;
 pub mod batch;
 pub mod names;
 pub mod state;
