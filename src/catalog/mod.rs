@@ -1,6 +1,7 @@
 //! Catalog discovery: which tables exist, their columns, keys and types, mapped to Arrow.
 
 pub mod model;
+pub mod schema;
 pub mod select;
 pub mod types;
 

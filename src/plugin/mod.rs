@@ -1,3 +1,22 @@
 //! The CloudQuery plugin surface: command line, gRPC services, spec, unix-socket transport.
+//!
+//! - [`cli`]: `serve` flags as the CLI passes them, `--version`, `--help`; the integration points
+//!   (`NotWiredSource`, `CONN_STRING_CHECK`) are marked there.
+//! - [`server`]: runtime, listener (unix socket or TCP), signals, bounded shutdown.
+//! - [`transport`]: the unix-socket `:authority` normaliser that lets h2 accept grpc-go's requests.
+//! - [`service`]: discovery v1 and plugin v3 over the [`service::Source`] seam that the catalog,
+//!   sync and CDC layers implement; Arrow IPC encoding; the Sync stream.
+//! - [`spec`] / [`spec_schema`]: the spec's rules, once as a validator and once as the JSON Schema
+//!   GetSpecSchema returns.
+//! - [`pb`]: generated protobuf messages, servers and clients.
+//!
+//! The handlers hold no business logic: they translate protobuf to and from [`spec::Spec`],
+//! [`service::SyncRequest`], [`service::SyncMessage`] and Arrow schemas/batches.
 
 pub mod cli;
+pub mod pb;
+pub mod server;
+pub mod service;
+pub mod spec;
+pub mod spec_schema;
+pub mod transport;

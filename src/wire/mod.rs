@@ -1,1 +1,24 @@
-//! TODO: filled in by its issue.
+//! The PostgreSQL frontend/backend protocol, hand-rolled on tokio.
+//!
+//! - [`config`]: connection strings (URL and DSN), the `PG*` environment, the passfile.
+//! - [`codec`]: framing and parsing of backend messages, frontend encoders; no I/O (fuzzed).
+//! - [`connection`]: socket, TLS ([`tls`]), startup and authentication ([`auth`]), queries.
+//! - [`copy`] / [`replication`]: COPY TO STDOUT and CopyBoth streams whose payloads are borrowed
+//!   from the connection's read buffer.
+//! - [`error`]: the typed errors.
+
+pub mod auth;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod copy;
+pub mod error;
+pub mod replication;
+mod tls;
+
+pub use codec::{pg_clock_now, FieldDescription, ReplicationMessage, PG_EPOCH_OFFSET_MICROS};
+pub use config::{Config, Host, HostSpec, RootCert, SslMode, TargetSessionAttrs};
+pub use connection::{CancelToken, Connection, Param, QueryResult, Row, SimpleResult};
+pub use copy::CopyOut;
+pub use error::{ConfigError, Error, ServerError};
+pub use replication::ReplicationStream;

@@ -1,0 +1,449 @@
+//! One [`ColumnReader`] per column: chosen once from the column's [`PgType`], it appends each
+//! binary-format value (the output of PostgreSQL's `*_send` function, network byte order)
+//! straight into its Arrow builder. Arrays wrap the reader of their element type.
+//!
+//! Value rules (see also `type-mapping.md`):
+//! - bool: one byte, non-zero is true (as boolrecv). int2/4/8, float4/8, oid/xid (u32), xid8
+//!   (u64): big-endian, exact width; NaN and ±Infinity pass through untouched.
+//! - text-like: the UTF-8 bytes, validated. `"char"`: one byte; `\0` is the empty string, ASCII
+//!   is itself, a byte ≥ 0x80 becomes `\ooo` (three octal digits), exactly as PostgreSQL ≥ 15's
+//!   charout prints it (a lone high byte is never valid UTF-8, and this keeps the value).
+//! - bytea raw; uuid 16 bytes; macaddr exactly 6 bytes, macaddr8 exactly 8, raw.
+//! - json: the text, validated as UTF-8, never re-encoded. jsonb: version byte 1, then the text.
+//! - inet/cidr: `address/bits` (see [`super::inet`]). numeric: numeric_out's text (see
+//!   [`super::numeric`]).
+//! - date: days since 2000-01-01 → Date32 days since 1970-01-01 (+10957). **`infinity`
+//!   (i32::MAX on the wire) → i32::MAX, `-infinity` (i32::MIN) → i32::MIN**; both lie far outside
+//!   PostgreSQL's finite range (4713 BC–5874897 AD), so they cannot be mistaken for a real date.
+//! - time: µs since midnight (0..=24:00:00) → seconds, milliseconds (Time32) or µs (Time64) by
+//!   the column's precision; the server already rounded the value to that precision.
+//! - timestamp/timestamptz: µs since 2000-01-01 UTC → the column's unit since 1970-01-01 UTC
+//!   (+946,684,800 s). **`infinity` (i64::MAX) → i64::MAX, `-infinity` (i64::MIN) → i64::MIN.**
+//!   A finite timestamp after about year 294,247 does not fit in µs since 1970 and **saturates
+//!   to i64::MAX** (the same value as `infinity`); years beyond 9999 are otherwise exact.
+//! - arrays: i32 ndim (0..=6), i32 has-null flag (0/1), u32 element oid, per dimension i32
+//!   length + i32 lower bound, then each element as i32 length (-1 = NULL) + bytes. Elements are
+//!   flattened row-major into one list; ndim 0 is the empty list; lower bounds are dropped.
+//!
+//! Errors: a value that fails to decode appends nothing, except inside an array whose earlier
+//! elements were already appended: that reader is then poisoned and its `finish` fails, because
+//! the batch would hold a partial row.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Time32MillisecondBuilder, Time32SecondBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder, TimestampMillisecondBuilder, TimestampSecondBuilder,
+    UInt32Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, ListArray};
+use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{FieldRef, TimeUnit};
+
+use super::buf::{fixed, utf8, Buf};
+use super::error::DecodeError;
+use super::inet::write_inet;
+use super::numeric::write_numeric;
+use super::types::{list_item_field, time_unit, PgType, UTC};
+
+/// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
+const PG_EPOCH_DAYS: i32 = 10_957;
+/// Seconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_SECS: i64 = 946_684_800;
+const USECS_PER_SEC: i64 = 1_000_000;
+const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
+/// PostgreSQL's MAXDIM: array_recv rejects more dimensions.
+const MAX_ARRAY_DIMS: i32 = 6;
+
+/// Reads one column's binary values into Arrow.
+#[derive(Debug)]
+pub struct ColumnReader {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Bool(BooleanBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    UInt32(UInt32Builder),
+    UInt64(UInt64Builder),
+    Text(StringBuilder),
+    Char(StringBuilder),
+    Numeric(StringBuilder),
+    Bytea(BinaryBuilder),
+    Json(BinaryBuilder),
+    Jsonb(BinaryBuilder),
+    /// The String is a scratch buffer reused for every value.
+    Inet(BinaryBuilder, String),
+    MacAddr(BinaryBuilder),
+    MacAddr8(BinaryBuilder),
+    Uuid(FixedSizeBinaryBuilder),
+    Date(Date32Builder),
+    TimeSecond(Time32SecondBuilder),
+    TimeMillisecond(Time32MillisecondBuilder),
+    TimeMicrosecond(Time64MicrosecondBuilder),
+    TimestampSecond(TimestampSecondBuilder),
+    TimestampMillisecond(TimestampMillisecondBuilder),
+    TimestampMicrosecond(TimestampMicrosecondBuilder),
+    List(Box<ListReader>),
+}
+
+/// `$body` with `$b` bound to the Arrow builder of every non-list variant, `$list` for lists.
+macro_rules! dispatch {
+    ($inner:expr, $b:ident => $body:expr, $l:ident => $list:expr) => {
+        match $inner {
+            Inner::Bool($b) => $body,
+            Inner::Int16($b) => $body,
+            Inner::Int32($b) => $body,
+            Inner::Int64($b) => $body,
+            Inner::Float32($b) => $body,
+            Inner::Float64($b) => $body,
+            Inner::UInt32($b) => $body,
+            Inner::UInt64($b) => $body,
+            Inner::Text($b) | Inner::Char($b) | Inner::Numeric($b) => $body,
+            Inner::Bytea($b) | Inner::Json($b) | Inner::Jsonb($b) | Inner::Inet($b, _) => $body,
+            Inner::MacAddr($b) | Inner::MacAddr8($b) => $body,
+            Inner::Uuid($b) => $body,
+            Inner::Date($b) => $body,
+            Inner::TimeSecond($b) => $body,
+            Inner::TimeMillisecond($b) => $body,
+            Inner::TimeMicrosecond($b) => $body,
+            Inner::TimestampSecond($b) => $body,
+            Inner::TimestampMillisecond($b) => $body,
+            Inner::TimestampMicrosecond($b) => $body,
+            Inner::List($l) => $list,
+        }
+    };
+}
+
+impl ColumnReader {
+    /// The reader for a column of type `ty`; its output type is `types::arrow_type(ty)`.
+    pub fn new(ty: &PgType) -> ColumnReader {
+        let inner = match ty {
+            PgType::Bool => Inner::Bool(BooleanBuilder::new()),
+            PgType::Int2 => Inner::Int16(Int16Builder::new()),
+            PgType::Int4 => Inner::Int32(Int32Builder::new()),
+            PgType::Int8 => Inner::Int64(Int64Builder::new()),
+            PgType::Float4 => Inner::Float32(Float32Builder::new()),
+            PgType::Float8 => Inner::Float64(Float64Builder::new()),
+            PgType::Oid | PgType::Xid => Inner::UInt32(UInt32Builder::new()),
+            PgType::Xid8 => Inner::UInt64(UInt64Builder::new()),
+            PgType::Text | PgType::ServerText => Inner::Text(StringBuilder::new()),
+            PgType::Char => Inner::Char(StringBuilder::new()),
+            PgType::Numeric => Inner::Numeric(StringBuilder::new()),
+            PgType::Bytea => Inner::Bytea(BinaryBuilder::new()),
+            PgType::Json => Inner::Json(BinaryBuilder::new()),
+            PgType::Jsonb => Inner::Jsonb(BinaryBuilder::new()),
+            PgType::Inet => Inner::Inet(BinaryBuilder::new(), String::new()),
+            PgType::MacAddr => Inner::MacAddr(BinaryBuilder::new()),
+            PgType::MacAddr8 => Inner::MacAddr8(BinaryBuilder::new()),
+            PgType::Uuid => Inner::Uuid(FixedSizeBinaryBuilder::new(16)),
+            PgType::Date => Inner::Date(Date32Builder::new()),
+            PgType::Time { precision } => match time_unit(*precision) {
+                TimeUnit::Second => Inner::TimeSecond(Time32SecondBuilder::new()),
+                TimeUnit::Millisecond => Inner::TimeMillisecond(Time32MillisecondBuilder::new()),
+                _ => Inner::TimeMicrosecond(Time64MicrosecondBuilder::new()),
+            },
+            PgType::Timestamp { precision } | PgType::TimestampTz { precision } => {
+                match time_unit(*precision) {
+                    TimeUnit::Second => {
+                        Inner::TimestampSecond(TimestampSecondBuilder::new().with_timezone(UTC))
+                    }
+                    TimeUnit::Millisecond => Inner::TimestampMillisecond(
+                        TimestampMillisecondBuilder::new().with_timezone(UTC),
+                    ),
+                    _ => Inner::TimestampMicrosecond(
+                        TimestampMicrosecondBuilder::new().with_timezone(UTC),
+                    ),
+                }
+            }
+            PgType::Array(elem) => Inner::List(Box::new(ListReader::new(elem))),
+        };
+        ColumnReader { inner }
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        dispatch!(&self.inner, b => b.len(), l => l.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn append_null(&mut self) {
+        dispatch!(&mut self.inner, b => b.append_null(), l => l.append_null())
+    }
+
+    /// Append one value in its binary send format.
+    pub fn append_value(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        match &mut self.inner {
+            Inner::Bool(b) => b.append_value(fixed::<1>(bytes, "bool")?[0] != 0),
+            Inner::Int16(b) => b.append_value(i16::from_be_bytes(fixed(bytes, "int2")?)),
+            Inner::Int32(b) => b.append_value(i32::from_be_bytes(fixed(bytes, "int4")?)),
+            Inner::Int64(b) => b.append_value(i64::from_be_bytes(fixed(bytes, "int8")?)),
+            Inner::Float32(b) => b.append_value(f32::from_be_bytes(fixed(bytes, "float4")?)),
+            Inner::Float64(b) => b.append_value(f64::from_be_bytes(fixed(bytes, "float8")?)),
+            Inner::UInt32(b) => b.append_value(u32::from_be_bytes(fixed(bytes, "oid/xid")?)),
+            Inner::UInt64(b) => b.append_value(u64::from_be_bytes(fixed(bytes, "xid8")?)),
+            Inner::Text(b) => b.append_value(utf8(bytes, "text")?),
+            Inner::Char(b) => append_char(b, bytes)?,
+            Inner::Numeric(b) => {
+                // Digits go straight into the builder's value buffer (nothing is written when
+                // the value is invalid); the empty append closes the value.
+                write_numeric(bytes, b)?;
+                b.append_value("");
+            }
+            Inner::Bytea(b) => b.append_value(bytes),
+            Inner::Json(b) => b.append_value(utf8(bytes, "json")?),
+            Inner::Jsonb(b) => b.append_value(jsonb_text(bytes)?),
+            Inner::Inet(b, scratch) => {
+                scratch.clear();
+                write_inet(bytes, scratch)?;
+                b.append_value(scratch.as_bytes());
+            }
+            Inner::MacAddr(b) => b.append_value(fixed::<6>(bytes, "macaddr")?),
+            Inner::MacAddr8(b) => b.append_value(fixed::<8>(bytes, "macaddr8")?),
+            Inner::Uuid(b) => {
+                let uuid = fixed::<16>(bytes, "uuid")?;
+                // Cannot fail: the builder was made for width 16 and `uuid` has 16 bytes.
+                b.append_value(uuid)
+                    .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+            }
+            Inner::Date(b) => {
+                b.append_value(date_to_unix(i32::from_be_bytes(fixed(bytes, "date")?)))
+            }
+            Inner::TimeSecond(b) => {
+                b.append_value(time_usecs(bytes)?.div_euclid(USECS_PER_SEC) as i32)
+            }
+            Inner::TimeMillisecond(b) => b.append_value(time_usecs(bytes)?.div_euclid(1000) as i32),
+            Inner::TimeMicrosecond(b) => b.append_value(time_usecs(bytes)?),
+            Inner::TimestampSecond(b) => {
+                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Second))
+            }
+            Inner::TimestampMillisecond(b) => {
+                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Millisecond))
+            }
+            Inner::TimestampMicrosecond(b) => {
+                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Microsecond))
+            }
+            Inner::List(l) => l.append_value(bytes)?,
+        }
+        Ok(())
+    }
+
+    /// The values appended since the last call, as one Arrow array; the reader starts afresh.
+    pub fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
+        dispatch!(&mut self.inner, b => Ok(Arc::new(b.finish()) as ArrayRef), l => l.finish())
+    }
+}
+
+/// `"char"`: see the module docs.
+fn append_char(b: &mut StringBuilder, bytes: &[u8]) -> Result<(), DecodeError> {
+    let [c] = fixed::<1>(bytes, "\"char\"")?;
+    let mut buf = [0u8; 4];
+    let text: &[u8] = match c {
+        0 => &[],
+        0x01..=0x7f => {
+            buf[0] = c;
+            &buf[..1]
+        }
+        _ => {
+            buf = [
+                b'\\',
+                b'0' + (c >> 6),
+                b'0' + ((c >> 3) & 7),
+                b'0' + (c & 7),
+            ];
+            &buf
+        }
+    };
+    b.append_value(utf8(text, "\"char\"")?);
+    Ok(())
+}
+
+/// jsonb_send: a version byte (1) followed by the JSON text.
+fn jsonb_text(bytes: &[u8]) -> Result<&str, DecodeError> {
+    match bytes.split_first() {
+        Some((1, text)) => utf8(text, "jsonb"),
+        Some((&v, _)) => Err(DecodeError::Invalid {
+            what: "jsonb version",
+            expected: "1",
+            found: i64::from(v),
+        }),
+        None => Err(DecodeError::Truncated {
+            what: "jsonb version",
+            needed: 1,
+            available: 0,
+        }),
+    }
+}
+
+fn date_to_unix(days: i32) -> i32 {
+    match days {
+        i32::MAX | i32::MIN => days,
+        _ => days.saturating_add(PG_EPOCH_DAYS),
+    }
+}
+
+fn time_usecs(bytes: &[u8]) -> Result<i64, DecodeError> {
+    let us = i64::from_be_bytes(fixed(bytes, "time")?);
+    if (0..=USECS_PER_DAY).contains(&us) {
+        Ok(us)
+    } else {
+        Err(DecodeError::Invalid {
+            what: "time",
+            expected: "0..=86400000000 µs since midnight",
+            found: us,
+        })
+    }
+}
+
+fn ts(bytes: &[u8]) -> Result<i64, DecodeError> {
+    Ok(i64::from_be_bytes(fixed(bytes, "timestamp")?))
+}
+
+/// µs since 2000-01-01 → `unit` since 1970-01-01, per the module docs (±infinity kept,
+/// overflow saturates).
+pub(crate) fn timestamp_to_unix(pg_usecs: i64, unit: TimeUnit) -> i64 {
+    if pg_usecs == i64::MAX || pg_usecs == i64::MIN {
+        return pg_usecs;
+    }
+    match unit {
+        TimeUnit::Second => pg_usecs
+            .div_euclid(USECS_PER_SEC)
+            .saturating_add(PG_EPOCH_SECS),
+        TimeUnit::Millisecond => pg_usecs
+            .div_euclid(1000)
+            .saturating_add(PG_EPOCH_SECS * 1000),
+        _ => pg_usecs.saturating_add(PG_EPOCH_SECS * USECS_PER_SEC),
+    }
+}
+
+/// A list column: offsets + validity of its own, the flattened elements in the child reader.
+#[derive(Debug)]
+struct ListReader {
+    item: FieldRef,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+    child: ColumnReader,
+    poisoned: bool,
+}
+
+impl ListReader {
+    fn new(elem: &PgType) -> ListReader {
+        ListReader {
+            item: list_item_field(elem),
+            offsets: vec![0],
+            nulls: NullBufferBuilder::new(0),
+            child: ColumnReader::new(elem),
+            poisoned: false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn append_null(&mut self) {
+        let end = self.offsets.last().copied().unwrap_or(0);
+        self.offsets.push(end);
+        self.nulls.append_null();
+    }
+
+    fn append_value(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let before = self.child.len();
+        let result = self.append_elements(bytes);
+        if result.is_err() && self.child.len() != before {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn append_elements(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let mut r = Buf::new(bytes);
+        let ndim = r.i32("array ndim")?;
+        if !(0..=MAX_ARRAY_DIMS).contains(&ndim) {
+            return Err(DecodeError::Invalid {
+                what: "array ndim",
+                expected: "0..=6 dimensions",
+                found: i64::from(ndim),
+            });
+        }
+        let flags = r.i32("array flags")?;
+        if flags != 0 && flags != 1 {
+            return Err(DecodeError::Invalid {
+                what: "array flags",
+                expected: "0 or 1",
+                found: i64::from(flags),
+            });
+        }
+        let _element_oid = r.u32("array element type")?;
+        let mut count: usize = if ndim == 0 { 0 } else { 1 };
+        for _ in 0..ndim {
+            let len = r.i32("array dimension length")?;
+            let _lower_bound = r.i32("array lower bound")?;
+            let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
+                what: "array dimension length",
+                expected: "a length ≥ 0",
+                found: i64::from(len),
+            })?;
+            count = count.checked_mul(len).ok_or(DecodeError::Invalid {
+                what: "array element count",
+                expected: "a product of dimensions that fits in memory",
+                found: i64::MAX,
+            })?;
+        }
+        // Every element takes at least its 4-byte length: reject absurd counts before looping.
+        if count > r.remaining() / 4 {
+            return Err(DecodeError::Invalid {
+                what: "array element count",
+                expected: "at most one element per 4 remaining bytes",
+                found: i64::try_from(count).unwrap_or(i64::MAX),
+            });
+        }
+        for _ in 0..count {
+            let len = r.i32("array element length")?;
+            if len == -1 {
+                self.child.append_null();
+                continue;
+            }
+            let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
+                what: "array element length",
+                expected: "-1 (NULL) or a length ≥ 0",
+                found: i64::from(len),
+            })?;
+            self.child.append_value(r.take(len, "array element")?)?;
+        }
+        r.finish("array")?;
+        let end = i32::try_from(self.child.len()).map_err(|_| DecodeError::Invalid {
+            what: "array elements in one batch",
+            expected: "at most 2^31-1",
+            found: i64::try_from(self.child.len()).unwrap_or(i64::MAX),
+        })?;
+        self.offsets.push(end);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
+        let values = self.child.finish()?;
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let nulls = self.nulls.finish();
+        if std::mem::take(&mut self.poisoned) {
+            return Err(DecodeError::Poisoned);
+        }
+        // Offsets start at 0 and only ever grow (each row ends at the child's length), so they
+        // are valid; try_new checks them against the values again anyway.
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let list = ListArray::try_new(self.item.clone(), offsets, values, nulls)
+            .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+        Ok(Arc::new(list))
+    }
+}
