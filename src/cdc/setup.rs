@@ -331,10 +331,12 @@ pub async fn slot_info(conn: &mut Connection, slot: &str) -> Result<Option<SlotI
         Some(text) => parse_lsn(&text).ok_or_else(|| {
             CdcError::Setup(format!("slot {slot}: bad confirmed_flush_lsn {text:?}"))
         })?,
-        None => return Err(CdcError::Setup(format!(
+        None => {
+            return Err(CdcError::Setup(format!(
             "replication slot {slot} exists but is not a logical slot (no confirmed_flush_lsn); \
                  drop it or choose another cdc_id"
-        ))),
+        )))
+        }
     };
     Ok(Some(SlotInfo {
         confirmed_flush: confirmed,
