@@ -168,6 +168,10 @@ fn wait_equal(pg: &PgServer, dir: &std::path::Path, tables: &[&str], timeout: Du
     }
 }
 
+/// A slow destination (per Write message) keeps the CLI's insert pipeline busy, which is when
+/// a `delete_record` overtakes earlier inserts.
+const DEST_DELAY_MS: u64 = 5;
+
 #[test]
 fn cli_applies_inserts_updates_deletes_and_races() {
     let pg = PgServer::start();
@@ -199,6 +203,7 @@ fn cli_applies_inserts_updates_deletes_and_races() {
         }))
         .tables(&tables)
         .write_mode("overwrite")
+        .dest_delay_ms(DEST_DELAY_MS)
         .write(tmp.path());
     let run = cli::sync(&cfg).timeout(Duration::from_secs(300)).spawn();
 
@@ -247,6 +252,28 @@ fn cli_applies_inserts_updates_deletes_and_races() {
             sql.clear();
         }
     }
+    wait_equal(&pg, &dest, &tables, Duration::from_secs(60));
+
+    // 4. The cross-flush race: a key's insert record handed to the CLI, its delete one flush
+    // later (30 ms after the commit of the insert); the delete must not overtake the insert in
+    // the CLI's pipeline. Without the hold (DELETE_HOLD = 0) this is where rows survive.
+    let url = pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres");
+    rt.block_on(async {
+        let mut w = Connection::connect(&Config::parse(&url).unwrap())
+            .await
+            .unwrap();
+        for i in 0..60 {
+            let t = tables[i % 3];
+            let k = 5000 + i;
+            w.batch_execute(&format!("INSERT INTO {t} VALUES ({k}, 'x')"))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            w.batch_execute(&format!("DELETE FROM {t} WHERE id = {k}"))
+                .await
+                .unwrap();
+        }
+    });
     wait_equal(&pg, &dest, &tables, Duration::from_secs(60));
     let summary = destination::summary(&dest);
     let deletes: u64 = tables

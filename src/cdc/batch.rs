@@ -37,6 +37,13 @@
 //! seen, with a wide margin for loaded machines. The cost of the hold is latency for deletes of
 //! rows inserted less than a second earlier, and for changes queued behind them, nothing else.
 //!
+//! Measured (CLI 6.21.1, test destination, `tests/cdc_cli.rs` with the hold set to 0): the
+//! reference saw 6 reorders in 20 for an insert and a delete sent back to back (well under a
+//! millisecond apart); coalescing turns those into a single delete. With the delete one flush
+//! later (≥ 20 ms linger, 25–30 ms after the insert's commit) there were 0 reorders in 300
+//! trials, with a fast destination and with one sleeping 5 ms per message. 1 s is therefore a
+//! margin of more than 30× over the smallest gap this buffer can produce.
+//!
 //! # Progress
 //! Every change carries the LSN of its transaction's commit record (pgoutput Begin's
 //! `final_lsn`). [`ChangeBuffer::resume_lsn`] is the position from which a restarted stream
