@@ -278,7 +278,6 @@ async fn run_inner(
     );
     let mut streamer = Streamer::new(
         streamed_tables.into_iter().cloned().collect(),
-        binary,
         ChangeBuffer::new(BatchConfig::new(options.rows_per_record), start_lsn),
         AckTracker::new(start_lsn, SAFETY_MARGIN),
         conn,

@@ -60,10 +60,14 @@ type Buffer = ChangeBuffer<usize, Values, Values, SchemaVersion>;
 /// One relation id's columns as the stream describes them.
 struct Rel {
     table: usize,
-    types: Vec<PgType>,
-    /// Indices (in the relation's columns) of the key used for deletes and re-reads.
+    /// Per relation column: its type, or `None` for a column left out of rows (see
+    /// [`Streamer::relation`]).
+    types: Vec<Option<PgType>>,
+    /// Indices (in the row, i.e. the kept columns) of the key used for deletes and re-reads.
     key: Vec<usize>,
+    /// Names and types of the kept columns, in row order.
     names: Vec<String>,
+    kept_types: Vec<PgType>,
 }
 
 /// What the table's records are built with (switches when a Migrate is handed over).
@@ -80,7 +84,6 @@ pub struct Streamer {
     emit: Vec<Emit>,
     rels: HashMap<u32, Rel>,
     unknown_rels: HashMap<u32, String>,
-    binary: bool,
     buffer: Buffer,
     ack: AckTracker,
     /// Normal connection for re-reading rows with unchanged TOAST values.
@@ -113,7 +116,6 @@ fn schema_of(t: &StreamTable, columns: &[Column]) -> SchemaRef {
 impl Streamer {
     pub fn new(
         tables: Vec<StreamTable>,
-        binary: bool,
         buffer: Buffer,
         ack: AckTracker,
         fetch: Connection,
@@ -136,7 +138,6 @@ impl Streamer {
             emit,
             rels: HashMap::new(),
             unknown_rels: HashMap::new(),
-            binary,
             buffer,
             ack,
             fetch,
@@ -161,7 +162,10 @@ impl Streamer {
 
     /// Handle one XLogData payload (a pgoutput message) received at `wal_start`.
     pub async fn handle_xlog(&mut self, wal_start: Lsn, data: &[u8]) -> Result<(), CdcError> {
-        self.lsn = wal_start;
+        // Messages without a WAL record of their own (Relation, …) carry position 0.
+        if wal_start != 0 {
+            self.lsn = wal_start;
+        }
         let now = Instant::now();
         let msg = pgoutput::parse(data).map_err(|e| {
             CdcError::Stream(format!(
@@ -259,58 +263,56 @@ impl Streamer {
             self.rels.remove(&r.id);
             return Ok(());
         };
-        let mut columns = Vec::with_capacity(r.column_count());
-        let mut flagged = Vec::new();
+        // Per relation column: its catalog entry, or None for a column to leave out.
+        let mut slots: Vec<Option<Column>> = Vec::with_capacity(r.column_count());
+        let mut flagged_names = Vec::new();
         let mut unresolved = Vec::new();
         for (i, rc) in r.columns().enumerate() {
             if rc.is_key() {
-                flagged.push(i);
+                flagged_names.push(rc.name.to_string());
             }
             let known = self.latest[ti]
                 .iter()
                 .chain(self.tables[ti].table.columns.iter())
                 .find(|c| c.name == rc.name && c.type_oid == rc.type_oid)
                 .cloned();
-            match known {
-                Some(c) => columns.push(c),
-                None => {
-                    unresolved.push(rc.name.to_string());
-                    columns.push(Column {
-                        name: rc.name.to_string(),
-                        attnum: i16::try_from(i + 1).unwrap_or(i16::MAX),
-                        type_oid: rc.type_oid,
-                        pg_type: PgType::ServerText,
-                        type_name: String::new(),
-                        not_null: false,
-                        primary_key: false,
-                        unique: false,
-                    });
-                }
+            if known.is_none() {
+                unresolved.push(i);
             }
+            slots.push(known);
         }
         if !unresolved.is_empty() {
-            // A column added or retyped since discovery: look its type up.
+            // A column added or retyped since discovery: look its type up. If the catalog no
+            // longer has it (a change replayed after a restart, from before a later DROP or
+            // ALTER TYPE), it is left out: its type is unknown and it no longer exists.
             let fresh = self.rediscover(ti).await?;
-            for c in columns.iter_mut() {
-                if unresolved.contains(&c.name) {
-                    if let Some(f) = fresh
-                        .iter()
-                        .find(|f| f.name == c.name && f.type_oid == c.type_oid)
-                    {
-                        *c = f.clone();
-                    } else if self.binary {
-                        return Err(self.decode_err(
-                            ti,
-                            format!(
-                                "column {} changed while streaming and its type cannot be \
-                                 resolved; restart the sync",
-                                c.name
-                            ),
-                        ));
-                    }
+            let rcs: Vec<_> = r.columns().collect();
+            for &i in &unresolved {
+                let Some(rc) = rcs.get(i) else { continue };
+                match fresh
+                    .iter()
+                    .find(|f| f.name == rc.name && f.type_oid == rc.type_oid)
+                {
+                    Some(f) => slots[i] = Some(f.clone()),
+                    None => crate::log_warn!(
+                        format!(
+                            "table {}: column {} in the change stream no longer exists with                              that type; its values in changes from before the schema change                              are left out",
+                            self.table_name(ti),
+                            rc.name
+                        ),
+                        table = self.table_name(ti),
+                        column = rc.name
+                    ),
                 }
             }
         }
+        let columns: Vec<Column> = slots.iter().flatten().cloned().collect();
+        let flagged: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| flagged_names.contains(&c.name))
+            .map(|(i, _)| i)
+            .collect();
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let key = key_indices(&self.tables[ti].table, &names, &flagged);
         let same = columns.len() == self.latest[ti].len()
@@ -339,9 +341,13 @@ impl Streamer {
             r.id,
             Rel {
                 table: ti,
-                types: columns.iter().map(|c| c.pg_type.clone()).collect(),
+                types: slots
+                    .iter()
+                    .map(|c| c.as_ref().map(|c| c.pg_type.clone()))
+                    .collect(),
                 key,
                 names,
+                kept_types: columns.iter().map(|c| c.pg_type.clone()).collect(),
             },
         );
         Ok(())
@@ -379,6 +385,7 @@ impl Streamer {
                     self.table_name(ti)
                 ))
             })?;
+            let Some(ty) = ty else { continue };
             out.push(match v {
                 TupleValue::Null | TupleValue::UnchangedToast => None,
                 TupleValue::Binary(b) => Some(b.to_vec()),
@@ -388,7 +395,7 @@ impl Streamer {
                         CdcError::Stream(format!(
                             "table {} column {} at LSN {}: {e}",
                             self.table_name(ti),
-                            rel.names.get(i).map_or("?", String::as_str),
+                            rel.names.get(out.len()).map_or("?", String::as_str),
                             format_lsn(self.lsn)
                         ))
                     })?;
@@ -407,11 +414,19 @@ impl Streamer {
         old_full: Option<&TupleData<'_>>,
     ) -> Result<Option<Values>, CdcError> {
         let mut row = self.values(rel_id, new)?;
+        // Row indices (kept columns only) of the unchanged TOAST values.
+        let kept: Vec<bool> = self
+            .rels
+            .get(&rel_id)
+            .map(|r| r.types.iter().map(Option::is_some).collect())
+            .unwrap_or_default();
         let missing: Vec<usize> = new
             .iter()
+            .zip(kept)
+            .filter(|(_, keep)| *keep)
             .enumerate()
-            .filter(|(_, v)| matches!(v, TupleValue::UnchangedToast))
-            .map(|(i, _)| i)
+            .filter(|(_, (v, _))| matches!(v, TupleValue::UnchangedToast))
+            .map(|(j, _)| j)
             .collect();
         if missing.is_empty() {
             return Ok(Some(row));
@@ -443,7 +458,7 @@ impl Streamer {
         let mut select = Vec::new();
         for &i in missing {
             let name = rel.names.get(i).map_or("", String::as_str);
-            let cast = match rel.types.get(i) {
+            let cast = match rel.kept_types.get(i) {
                 Some(ty) if ty.needs_server_text_cast() => match ty {
                     PgType::Array(_) => "::text[]",
                     _ => "::text",
@@ -456,7 +471,7 @@ impl Streamer {
         let mut conds = Vec::new();
         for (n, &k) in rel.key.iter().enumerate() {
             let name = rel.names.get(k).map_or("", String::as_str);
-            let ty = rel.types.get(k).cloned().unwrap_or(PgType::ServerText);
+            let ty = rel.kept_types.get(k).cloned().unwrap_or(PgType::ServerText);
             let value = row.get(k).cloned().flatten();
             let Some(text) = value.as_deref().and_then(|v| key_text(&ty, v)) else {
                 return Err(self.decode_err(
