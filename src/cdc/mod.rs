@@ -81,6 +81,9 @@ pub enum CdcError {
     Send(#[from] SendError),
 }
 
+/// How long to wait for the slot to be released by a previous run's walsender.
+const SLOT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Options of a CDC sync.
 #[derive(Clone, Copy, Debug)]
 pub struct CdcOptions {
@@ -139,7 +142,14 @@ async fn run_inner(
         );
     }
     let state = setup::ensure_publication(&mut conn, names, &tables, &classified.streamed).await?;
-    let slot = setup::slot_info(&mut conn, &names.slot).await?;
+    // A previous run that was killed leaves its walsender behind until the server notices the
+    // closed socket: give it a few seconds to let go of the slot.
+    let mut slot = setup::slot_info(&mut conn, &names.slot).await?;
+    let wait_until = Instant::now() + SLOT_RELEASE_WAIT;
+    while slot.as_ref().is_some_and(|s| s.active_pid.is_some()) && Instant::now() < wait_until {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        slot = setup::slot_info(&mut conn, &names.slot).await?;
+    }
     if let Some(s) = &slot {
         if let Some(pid) = s.active_pid {
             return Err(CdcError::Setup(format!(
