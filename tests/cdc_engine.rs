@@ -583,3 +583,70 @@ async fn killed_at_random_moments_converges() {
     .await;
     task.abort();
 }
+
+fn confirmed_flush(pg: &PgServer, slot: &str) -> u64 {
+    let text = pg.psql(&format!(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    ));
+    cdc::setup::parse_lsn(&text).expect("lsn")
+}
+
+/// The acknowledged position holds back the safety margin after a hand-off, then advances;
+/// while the published tables are idle it follows the server's WAL end (keepalives), so the
+/// slot does not hold WAL written for other tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledges_after_the_margin_and_follows_idle_wal() {
+    let pg = PgServer::start_with(PgOptions {
+        // Keepalives every 2 s instead of 30 s.
+        extra_conf: vec!["wal_sender_timeout = '4s'".into()],
+        ..PgOptions::default()
+    });
+    pg.psql("CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE other (x int);");
+    let cfg = config(&pg);
+    let tables = discover(&cfg, &["a"]).await;
+    let (task, mut rx) = start_cdc(cfg.clone(), "acks", tables);
+    let mut dest = Dest::default();
+    dest.until(&mut rx, Duration::from_secs(30), |d| d.migrates.len() == 1)
+        .await;
+    let start = confirmed_flush(&pg, "cq_acks");
+    pg.psql("INSERT INTO a VALUES (1, 'x')");
+    let after_insert = cdc::setup::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
+    let t0 = Instant::now();
+    dest.until(&mut rx, Duration::from_secs(10), |d| {
+        d.table("a").len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        confirmed_flush(&pg, "cq_acks"),
+        start,
+        "nothing confirmed within the safety margin"
+    );
+    // WAL for a table that is not published.
+    pg.psql("INSERT INTO other SELECT generate_series(1, 1000)");
+    let other_end = cdc::setup::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
+    let mut confirmed = start;
+    while t0.elapsed() < Duration::from_secs(25) {
+        // Drain what the stream sends (nothing but keep the channel moving).
+        while let Ok(Some(Ok(resp))) =
+            tokio::time::timeout(Duration::from_millis(10), rx.recv()).await
+        {
+            dest.apply(resp.message.expect("message"));
+        }
+        confirmed = confirmed_flush(&pg, "cq_acks");
+        if confirmed >= other_end {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        confirmed >= after_insert,
+        "the insert's commit is confirmed after the margin"
+    );
+    assert!(
+        confirmed >= other_end,
+        "idle: confirmed {confirmed:X} follows the WAL end past {other_end:X}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(10));
+    task.abort();
+}
