@@ -84,6 +84,7 @@ pub struct Streamer {
     emit: Vec<Emit>,
     rels: HashMap<u32, Rel>,
     unknown_rels: HashMap<u32, String>,
+    warned_rels: std::collections::HashSet<u32>,
     buffer: Buffer,
     ack: AckTracker,
     /// Normal connection for re-reading rows with unchanged TOAST values.
@@ -138,6 +139,7 @@ impl Streamer {
             emit,
             rels: HashMap::new(),
             unknown_rels: HashMap::new(),
+            warned_rels: std::collections::HashSet::new(),
             buffer,
             ack,
             fetch,
@@ -241,8 +243,22 @@ impl Streamer {
         Ok(())
     }
 
-    fn rel_table(&self, id: u32) -> Option<usize> {
-        self.rels.get(&id).map(|r| r.table)
+    fn rel_table(&mut self, id: u32) -> Option<usize> {
+        let table = self.rels.get(&id).map(|r| r.table);
+        if table.is_none() && self.warned_rels.insert(id) {
+            let name = self
+                .unknown_rels
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("relation {id}"));
+            crate::log_warn!(
+                format!(
+                    "the change stream has changes of {name}, which is not selected; ignoring them"
+                ),
+                table = name
+            );
+        }
+        table
     }
 
     async fn relation(&mut self, r: &Relation<'_>, now: Instant) -> Result<(), CdcError> {
@@ -251,14 +267,10 @@ impl Streamer {
             .iter()
             .position(|t| t.table.schema == r.namespace && t.table.name == r.name)
         else {
-            // Not one of ours (e.g. published by someone else's ALTER): ignore its changes.
+            // Not one of ours. Publishing via the partition root, pgoutput describes each
+            // partition too (changes then name the root), so this is normal; a change that
+            // names such a relation is ignored with a warning (see `rel_table`).
             let name = format!("{}.{}", r.namespace, r.name);
-            crate::log_warn!(
-                format!(
-                    "the change stream has relation {name}, which is not selected; ignoring it"
-                ),
-                table = name
-            );
             self.unknown_rels.insert(r.id, name);
             self.rels.remove(&r.id);
             return Ok(());
@@ -296,7 +308,9 @@ impl Streamer {
                     Some(f) => slots[i] = Some(f.clone()),
                     None => crate::log_warn!(
                         format!(
-                            "table {}: column {} in the change stream no longer exists with                              that type; its values in changes from before the schema change                              are left out",
+                            "table {}: column {} in the change stream no longer exists with \
+                             that type; its values in changes from before the schema change \
+                             are left out",
                             self.table_name(ti),
                             rc.name
                         ),
