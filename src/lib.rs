@@ -11,6 +11,8 @@
 //!   CloudQuery metadata.
 //! - [`sync`]: the full sync: one exported snapshot, tables read in parallel, records batched.
 //! - [`cdc`]: logical replication: slot and publication, initial snapshot, change stream, acks.
+//! - [`source`]: Init, GetTables, Sync and TestConnection of the PostgreSQL source, on top of the
+//!   layers above.
 //! - [`plugin`]: the CloudQuery gRPC surface: spec validation, the services, the unix-socket
 //!   transport, logging.
 
@@ -19,5 +21,6 @@ pub mod cdc;
 pub mod decode;
 pub mod logging;
 pub mod plugin;
+pub mod source;
 pub mod sync;
 pub mod wire;

@@ -126,6 +126,13 @@ async fn server_errors_keep_every_field_and_the_connection() {
             .len(),
         1
     );
+    // The transaction status follows ReadyForQuery.
+    conn.batch_execute("BEGIN").await.expect("begin");
+    assert_eq!(conn.transaction_status(), b'T');
+    assert!(conn.simple_query("SELECT 1/0").await.is_err());
+    assert_eq!(conn.transaction_status(), b'E');
+    conn.batch_execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(conn.transaction_status(), b'I');
     // An empty query is not an error.
     assert!(conn.simple_query("").await.expect("empty").is_empty());
 }

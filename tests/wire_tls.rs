@@ -37,6 +37,19 @@ async fn tls_modes_certificates_and_client_certificate() {
     assert!(conn.is_tls() && ssl_in_use(&mut conn).await);
     conn.close().await;
 
+    // prefer uses TLS over TCP when the server has it, and never on a unix socket.
+    let mut conn = Connection::connect(&parse(&format!("{base} host=127.0.0.1 sslmode=prefer")))
+        .await
+        .expect("prefer connects");
+    assert!(conn.is_tls() && ssl_in_use(&mut conn).await);
+    conn.close().await;
+    let s = format!("{base} host={} sslmode=prefer", pg.socket_dir().display());
+    let mut conn = Connection::connect(&parse(&s))
+        .await
+        .expect("prefer over the socket");
+    assert!(!conn.is_tls() && !ssl_in_use(&mut conn).await);
+    conn.close().await;
+
     // verify-full with the right CA, by name and by IP (both in the certificate).
     for host in ["host=localhost hostaddr=127.0.0.1", "host=127.0.0.1"] {
         let s = format!("{base} {host} sslmode=verify-full sslrootcert={ca}");

@@ -1,6 +1,6 @@
 //! The discovered catalog: tables, columns, keys, and their resolved types.
 //!
-//! Built from the rows of `discovery.sql` (four statements, one round trip). Parsing is kept apart
+//! Built from the rows of the discovery statements (`discovery.rs`: five statements, one round trip). Parsing is kept apart
 //! from I/O so it can be tested with rows copied from a real server.
 
 use std::collections::HashMap;
@@ -91,7 +91,7 @@ pub struct CatalogParseError {
     pub detail: String,
 }
 
-/// The rows of one statement of `discovery.sql`: text values, NULL as `None`.
+/// The rows of one discovery statement: text values, NULL as `None`.
 pub type Rows = Vec<Vec<Option<String>>>;
 
 /// Quotes an identifier the way `quote_ident` does (always quoted: cheap and never wrong).
@@ -144,7 +144,7 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// Builds the catalog from the results of the four statements of `discovery.sql`.
+/// Builds the catalog from the results of the five discovery statements.
 pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
     let [info, relations, columns, types, constraints] = results else {
         return Err(CatalogParseError {
@@ -280,7 +280,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
 mod tests {
     use super::*;
 
-    /// Rows as PostgreSQL 15 returned them for a small schema (see discovery.sql).
+    /// Rows as PostgreSQL 15 returned them for a small schema (see discovery.rs).
     fn rows(text: &str) -> Rows {
         text.lines()
             .filter(|l| !l.trim().is_empty())

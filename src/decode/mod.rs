@@ -9,9 +9,11 @@
 //! Nothing here does I/O; every input is treated as untrusted and malformed bytes become a
 //! [`DecodeError`] (no panics), which is what the fuzz targets check.
 
+mod array;
 mod buf;
 pub mod copy_binary;
 pub mod error;
+mod fixed;
 pub mod inet;
 pub mod numeric;
 pub mod pgoutput;

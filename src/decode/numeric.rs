@@ -1,7 +1,7 @@
 //! `numeric` binary (numeric_send) → the exact text numeric_out prints.
 //!
 //! Wire form: i16 ndigits, i16 weight, u16 sign, u16 dscale, then ndigits base-10000 digits
-//! (i16 each, most significant first). The value is Σ digit[i] · 10000^(weight − i); dscale is
+//! (i16 each, most significant first). The value is Σ `digit[i] · 10000^(weight − i)`; dscale is
 //! the number of decimal digits after the point that the text form shows, so `1.50` keeps its
 //! trailing zero and `0.000` its three. Special values: sign 0xC000 NaN, 0xD000 Infinity,
 //! 0xF000 -Infinity. The output follows get_str_from_var() digit for digit: no exponent ever.

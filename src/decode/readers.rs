@@ -21,9 +21,9 @@
 //!   (+946,684,800 s). **`infinity` (i64::MAX) → i64::MAX, `-infinity` (i64::MIN) → i64::MIN.**
 //!   A finite timestamp after about year 294,247 does not fit in µs since 1970 and **saturates
 //!   to i64::MAX** (the same value as `infinity`); years beyond 9999 are otherwise exact.
-//! - arrays: i32 ndim (0..=6), i32 has-null flag (0/1), u32 element oid, per dimension i32
-//!   length + i32 lower bound, then each element as i32 length (-1 = NULL) + bytes. Elements are
-//!   flattened row-major into one list; ndim 0 is the empty list; lower bounds are dropped.
+//! - arrays (`array.rs`): a list per row whose elements, flattened row-major over all
+//!   dimensions, go through the element type's reader; NULL elements kept, an empty array is an
+//!   empty list, lower bounds are dropped.
 //!
 //! Errors: a value that fails to decode appends nothing, except inside an array whose earlier
 //! elements were already appended: that reader is then poisoned and its `finish` fails, because
@@ -32,21 +32,23 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    Time32MillisecondBuilder, Time32SecondBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder, TimestampMillisecondBuilder, TimestampSecondBuilder,
-    UInt32Builder, UInt64Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, StringBuilder,
 };
-use arrow_array::{ArrayRef, ListArray};
-use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
-use arrow_schema::{FieldRef, TimeUnit};
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Time32MillisecondType,
+    Time32SecondType, Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampSecondType, UInt32Type, UInt64Type,
+};
+use arrow_array::ArrayRef;
+use arrow_schema::{DataType, TimeUnit};
 
-use super::buf::{fixed, utf8, Buf};
+use super::array::ListReader;
+use super::buf::{fixed, utf8};
 use super::error::DecodeError;
+use super::fixed::Fixed;
 use super::inet::write_inet;
 use super::numeric::write_numeric;
-use super::types::{list_item_field, time_unit, PgType, UTC};
+use super::types::{arrow_type, time_unit, PgType};
 
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -54,8 +56,6 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_SECS: i64 = 946_684_800;
 const USECS_PER_SEC: i64 = 1_000_000;
 const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
-/// PostgreSQL's MAXDIM: array_recv rejects more dimensions.
-const MAX_ARRAY_DIMS: i32 = 6;
 
 /// Reads one column's binary values into Arrow.
 #[derive(Debug)]
@@ -66,13 +66,13 @@ pub struct ColumnReader {
 #[derive(Debug)]
 enum Inner {
     Bool(BooleanBuilder),
-    Int16(Int16Builder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    UInt32(UInt32Builder),
-    UInt64(UInt64Builder),
+    Int16(Fixed<Int16Type>),
+    Int32(Fixed<Int32Type>),
+    Int64(Fixed<Int64Type>),
+    Float32(Fixed<Float32Type>),
+    Float64(Fixed<Float64Type>),
+    UInt32(Fixed<UInt32Type>),
+    UInt64(Fixed<UInt64Type>),
     Text(StringBuilder),
     Char(StringBuilder),
     Numeric(StringBuilder),
@@ -84,39 +84,40 @@ enum Inner {
     MacAddr(BinaryBuilder),
     MacAddr8(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
-    Date(Date32Builder),
-    TimeSecond(Time32SecondBuilder),
-    TimeMillisecond(Time32MillisecondBuilder),
-    TimeMicrosecond(Time64MicrosecondBuilder),
-    TimestampSecond(TimestampSecondBuilder),
-    TimestampMillisecond(TimestampMillisecondBuilder),
-    TimestampMicrosecond(TimestampMicrosecondBuilder),
+    Date(Fixed<Date32Type>),
+    TimeSecond(Fixed<Time32SecondType>),
+    TimeMillisecond(Fixed<Time32MillisecondType>),
+    TimeMicrosecond(Fixed<Time64MicrosecondType>),
+    TimestampSecond(Fixed<TimestampSecondType>),
+    TimestampMillisecond(Fixed<TimestampMillisecondType>),
+    TimestampMicrosecond(Fixed<TimestampMicrosecondType>),
     List(Box<ListReader>),
 }
 
-/// `$body` with `$b` bound to the Arrow builder of every non-list variant, `$list` for lists.
+/// `$body` with `$b` bound to an Arrow builder, `$fixed` with `$f` bound to a fixed-width
+/// column, `$list` for lists.
 macro_rules! dispatch {
-    ($inner:expr, $b:ident => $body:expr, $l:ident => $list:expr) => {
+    ($inner:expr, $b:ident => $body:expr, $f:ident => $fixed:expr, $l:ident => $list:expr) => {
         match $inner {
             Inner::Bool($b) => $body,
-            Inner::Int16($b) => $body,
-            Inner::Int32($b) => $body,
-            Inner::Int64($b) => $body,
-            Inner::Float32($b) => $body,
-            Inner::Float64($b) => $body,
-            Inner::UInt32($b) => $body,
-            Inner::UInt64($b) => $body,
             Inner::Text($b) | Inner::Char($b) | Inner::Numeric($b) => $body,
             Inner::Bytea($b) | Inner::Json($b) | Inner::Jsonb($b) | Inner::Inet($b, _) => $body,
             Inner::MacAddr($b) | Inner::MacAddr8($b) => $body,
             Inner::Uuid($b) => $body,
-            Inner::Date($b) => $body,
-            Inner::TimeSecond($b) => $body,
-            Inner::TimeMillisecond($b) => $body,
-            Inner::TimeMicrosecond($b) => $body,
-            Inner::TimestampSecond($b) => $body,
-            Inner::TimestampMillisecond($b) => $body,
-            Inner::TimestampMicrosecond($b) => $body,
+            Inner::Int16($f) => $fixed,
+            Inner::Int32($f) => $fixed,
+            Inner::Int64($f) => $fixed,
+            Inner::Float32($f) => $fixed,
+            Inner::Float64($f) => $fixed,
+            Inner::UInt32($f) => $fixed,
+            Inner::UInt64($f) => $fixed,
+            Inner::Date($f) => $fixed,
+            Inner::TimeSecond($f) => $fixed,
+            Inner::TimeMillisecond($f) => $fixed,
+            Inner::TimeMicrosecond($f) => $fixed,
+            Inner::TimestampSecond($f) => $fixed,
+            Inner::TimestampMillisecond($f) => $fixed,
+            Inner::TimestampMicrosecond($f) => $fixed,
             Inner::List($l) => $list,
         }
     };
@@ -127,13 +128,13 @@ impl ColumnReader {
     pub fn new(ty: &PgType) -> ColumnReader {
         let inner = match ty {
             PgType::Bool => Inner::Bool(BooleanBuilder::new()),
-            PgType::Int2 => Inner::Int16(Int16Builder::new()),
-            PgType::Int4 => Inner::Int32(Int32Builder::new()),
-            PgType::Int8 => Inner::Int64(Int64Builder::new()),
-            PgType::Float4 => Inner::Float32(Float32Builder::new()),
-            PgType::Float8 => Inner::Float64(Float64Builder::new()),
-            PgType::Oid | PgType::Xid => Inner::UInt32(UInt32Builder::new()),
-            PgType::Xid8 => Inner::UInt64(UInt64Builder::new()),
+            PgType::Int2 => Inner::Int16(Fixed::new(DataType::Int16)),
+            PgType::Int4 => Inner::Int32(Fixed::new(DataType::Int32)),
+            PgType::Int8 => Inner::Int64(Fixed::new(DataType::Int64)),
+            PgType::Float4 => Inner::Float32(Fixed::new(DataType::Float32)),
+            PgType::Float8 => Inner::Float64(Fixed::new(DataType::Float64)),
+            PgType::Oid | PgType::Xid => Inner::UInt32(Fixed::new(DataType::UInt32)),
+            PgType::Xid8 => Inner::UInt64(Fixed::new(DataType::UInt64)),
             PgType::Text | PgType::ServerText => Inner::Text(StringBuilder::new()),
             PgType::Char => Inner::Char(StringBuilder::new()),
             PgType::Numeric => Inner::Numeric(StringBuilder::new()),
@@ -144,23 +145,19 @@ impl ColumnReader {
             PgType::MacAddr => Inner::MacAddr(BinaryBuilder::new()),
             PgType::MacAddr8 => Inner::MacAddr8(BinaryBuilder::new()),
             PgType::Uuid => Inner::Uuid(FixedSizeBinaryBuilder::new(16)),
-            PgType::Date => Inner::Date(Date32Builder::new()),
+            PgType::Date => Inner::Date(Fixed::new(DataType::Date32)),
             PgType::Time { precision } => match time_unit(*precision) {
-                TimeUnit::Second => Inner::TimeSecond(Time32SecondBuilder::new()),
-                TimeUnit::Millisecond => Inner::TimeMillisecond(Time32MillisecondBuilder::new()),
-                _ => Inner::TimeMicrosecond(Time64MicrosecondBuilder::new()),
+                TimeUnit::Second => Inner::TimeSecond(Fixed::new(arrow_type(ty))),
+                TimeUnit::Millisecond => Inner::TimeMillisecond(Fixed::new(arrow_type(ty))),
+                _ => Inner::TimeMicrosecond(Fixed::new(arrow_type(ty))),
             },
             PgType::Timestamp { precision } | PgType::TimestampTz { precision } => {
                 match time_unit(*precision) {
-                    TimeUnit::Second => {
-                        Inner::TimestampSecond(TimestampSecondBuilder::new().with_timezone(UTC))
+                    TimeUnit::Second => Inner::TimestampSecond(Fixed::new(arrow_type(ty))),
+                    TimeUnit::Millisecond => {
+                        Inner::TimestampMillisecond(Fixed::new(arrow_type(ty)))
                     }
-                    TimeUnit::Millisecond => Inner::TimestampMillisecond(
-                        TimestampMillisecondBuilder::new().with_timezone(UTC),
-                    ),
-                    _ => Inner::TimestampMicrosecond(
-                        TimestampMicrosecondBuilder::new().with_timezone(UTC),
-                    ),
+                    _ => Inner::TimestampMicrosecond(Fixed::new(arrow_type(ty))),
                 }
             }
             PgType::Array(elem) => Inner::List(Box::new(ListReader::new(elem))),
@@ -170,7 +167,7 @@ impl ColumnReader {
 
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn len(&self) -> usize {
-        dispatch!(&self.inner, b => b.len(), l => l.len())
+        dispatch!(&self.inner, b => b.len(), f => f.len(), l => l.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -178,20 +175,20 @@ impl ColumnReader {
     }
 
     pub fn append_null(&mut self) {
-        dispatch!(&mut self.inner, b => b.append_null(), l => l.append_null())
+        dispatch!(&mut self.inner, b => b.append_null(), f => f.append_null(), l => l.append_null())
     }
 
     /// Append one value in its binary send format.
     pub fn append_value(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         match &mut self.inner {
             Inner::Bool(b) => b.append_value(fixed::<1>(bytes, "bool")?[0] != 0),
-            Inner::Int16(b) => b.append_value(i16::from_be_bytes(fixed(bytes, "int2")?)),
-            Inner::Int32(b) => b.append_value(i32::from_be_bytes(fixed(bytes, "int4")?)),
-            Inner::Int64(b) => b.append_value(i64::from_be_bytes(fixed(bytes, "int8")?)),
-            Inner::Float32(b) => b.append_value(f32::from_be_bytes(fixed(bytes, "float4")?)),
-            Inner::Float64(b) => b.append_value(f64::from_be_bytes(fixed(bytes, "float8")?)),
-            Inner::UInt32(b) => b.append_value(u32::from_be_bytes(fixed(bytes, "oid/xid")?)),
-            Inner::UInt64(b) => b.append_value(u64::from_be_bytes(fixed(bytes, "xid8")?)),
+            Inner::Int16(b) => b.push(i16::from_be_bytes(fixed(bytes, "int2")?)),
+            Inner::Int32(b) => b.push(i32::from_be_bytes(fixed(bytes, "int4")?)),
+            Inner::Int64(b) => b.push(i64::from_be_bytes(fixed(bytes, "int8")?)),
+            Inner::Float32(b) => b.push(f32::from_be_bytes(fixed(bytes, "float4")?)),
+            Inner::Float64(b) => b.push(f64::from_be_bytes(fixed(bytes, "float8")?)),
+            Inner::UInt32(b) => b.push(u32::from_be_bytes(fixed(bytes, "oid/xid")?)),
+            Inner::UInt64(b) => b.push(u64::from_be_bytes(fixed(bytes, "xid8")?)),
             Inner::Text(b) => b.append_value(utf8(bytes, "text")?),
             Inner::Char(b) => append_char(b, bytes)?,
             Inner::Numeric(b) => {
@@ -216,22 +213,16 @@ impl ColumnReader {
                 b.append_value(uuid)
                     .map_err(|e| DecodeError::Arrow(e.to_string()))?;
             }
-            Inner::Date(b) => {
-                b.append_value(date_to_unix(i32::from_be_bytes(fixed(bytes, "date")?)))
-            }
-            Inner::TimeSecond(b) => {
-                b.append_value(time_usecs(bytes)?.div_euclid(USECS_PER_SEC) as i32)
-            }
-            Inner::TimeMillisecond(b) => b.append_value(time_usecs(bytes)?.div_euclid(1000) as i32),
-            Inner::TimeMicrosecond(b) => b.append_value(time_usecs(bytes)?),
-            Inner::TimestampSecond(b) => {
-                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Second))
-            }
+            Inner::Date(b) => b.push(date_to_unix(i32::from_be_bytes(fixed(bytes, "date")?))),
+            Inner::TimeSecond(b) => b.push(time_usecs(bytes)?.div_euclid(USECS_PER_SEC) as i32),
+            Inner::TimeMillisecond(b) => b.push(time_usecs(bytes)?.div_euclid(1000) as i32),
+            Inner::TimeMicrosecond(b) => b.push(time_usecs(bytes)?),
+            Inner::TimestampSecond(b) => b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Second)),
             Inner::TimestampMillisecond(b) => {
-                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Millisecond))
+                b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Millisecond))
             }
             Inner::TimestampMicrosecond(b) => {
-                b.append_value(timestamp_to_unix(ts(bytes)?, TimeUnit::Microsecond))
+                b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Microsecond))
             }
             Inner::List(l) => l.append_value(bytes)?,
         }
@@ -240,7 +231,12 @@ impl ColumnReader {
 
     /// The values appended since the last call, as one Arrow array; the reader starts afresh.
     pub fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
-        dispatch!(&mut self.inner, b => Ok(Arc::new(b.finish()) as ArrayRef), l => l.finish())
+        dispatch!(
+            &mut self.inner,
+            b => Ok(Arc::new(b.finish()) as ArrayRef),
+            f => f.finish(),
+            l => l.finish()
+        )
     }
 }
 
@@ -323,127 +319,5 @@ pub(crate) fn timestamp_to_unix(pg_usecs: i64, unit: TimeUnit) -> i64 {
             .div_euclid(1000)
             .saturating_add(PG_EPOCH_SECS * 1000),
         _ => pg_usecs.saturating_add(PG_EPOCH_SECS * USECS_PER_SEC),
-    }
-}
-
-/// A list column: offsets + validity of its own, the flattened elements in the child reader.
-#[derive(Debug)]
-struct ListReader {
-    item: FieldRef,
-    offsets: Vec<i32>,
-    nulls: NullBufferBuilder,
-    child: ColumnReader,
-    poisoned: bool,
-}
-
-impl ListReader {
-    fn new(elem: &PgType) -> ListReader {
-        ListReader {
-            item: list_item_field(elem),
-            offsets: vec![0],
-            nulls: NullBufferBuilder::new(0),
-            child: ColumnReader::new(elem),
-            poisoned: false,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.offsets.len() - 1
-    }
-
-    fn append_null(&mut self) {
-        let end = self.offsets.last().copied().unwrap_or(0);
-        self.offsets.push(end);
-        self.nulls.append_null();
-    }
-
-    fn append_value(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let before = self.child.len();
-        let result = self.append_elements(bytes);
-        if result.is_err() && self.child.len() != before {
-            self.poisoned = true;
-        }
-        result
-    }
-
-    fn append_elements(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let mut r = Buf::new(bytes);
-        let ndim = r.i32("array ndim")?;
-        if !(0..=MAX_ARRAY_DIMS).contains(&ndim) {
-            return Err(DecodeError::Invalid {
-                what: "array ndim",
-                expected: "0..=6 dimensions",
-                found: i64::from(ndim),
-            });
-        }
-        let flags = r.i32("array flags")?;
-        if flags != 0 && flags != 1 {
-            return Err(DecodeError::Invalid {
-                what: "array flags",
-                expected: "0 or 1",
-                found: i64::from(flags),
-            });
-        }
-        let _element_oid = r.u32("array element type")?;
-        let mut count: usize = if ndim == 0 { 0 } else { 1 };
-        for _ in 0..ndim {
-            let len = r.i32("array dimension length")?;
-            let _lower_bound = r.i32("array lower bound")?;
-            let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
-                what: "array dimension length",
-                expected: "a length ≥ 0",
-                found: i64::from(len),
-            })?;
-            count = count.checked_mul(len).ok_or(DecodeError::Invalid {
-                what: "array element count",
-                expected: "a product of dimensions that fits in memory",
-                found: i64::MAX,
-            })?;
-        }
-        // Every element takes at least its 4-byte length: reject absurd counts before looping.
-        if count > r.remaining() / 4 {
-            return Err(DecodeError::Invalid {
-                what: "array element count",
-                expected: "at most one element per 4 remaining bytes",
-                found: i64::try_from(count).unwrap_or(i64::MAX),
-            });
-        }
-        for _ in 0..count {
-            let len = r.i32("array element length")?;
-            if len == -1 {
-                self.child.append_null();
-                continue;
-            }
-            let len = usize::try_from(len).map_err(|_| DecodeError::Invalid {
-                what: "array element length",
-                expected: "-1 (NULL) or a length ≥ 0",
-                found: i64::from(len),
-            })?;
-            self.child.append_value(r.take(len, "array element")?)?;
-        }
-        r.finish("array")?;
-        let end = i32::try_from(self.child.len()).map_err(|_| DecodeError::Invalid {
-            what: "array elements in one batch",
-            expected: "at most 2^31-1",
-            found: i64::try_from(self.child.len()).unwrap_or(i64::MAX),
-        })?;
-        self.offsets.push(end);
-        self.nulls.append_non_null();
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
-        let values = self.child.finish()?;
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        let nulls = self.nulls.finish();
-        if std::mem::take(&mut self.poisoned) {
-            return Err(DecodeError::Poisoned);
-        }
-        // Offsets start at 0 and only ever grow (each row ends at the child's length), so they
-        // are valid; try_new checks them against the values again anyway.
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        let list = ListArray::try_new(self.item.clone(), offsets, values, nulls)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))?;
-        Ok(Arc::new(list))
     }
 }

@@ -52,7 +52,7 @@ pub enum PgType {
     Numeric,
     /// Cast to `text` by the server (`col::text`) → Utf8.
     ServerText,
-    /// Array of any of the above (any dimensionality, flattened) → List<element>.
+    /// Array of any of the above (any dimensionality, flattened) → `List<element>`.
     Array(Box<PgType>),
 }
 

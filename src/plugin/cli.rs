@@ -17,11 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::server::{self, Network, ServeOptions};
-use super::service::{
-    PluginService, Source, SourceError, SyncRequest, SyncSender, TestConnectionOutcome,
-    PLUGIN_NAME, PLUGIN_VERSION,
-};
-use super::spec::{ConnStringCheck, Spec};
+use super::service::{PluginService, PLUGIN_NAME, PLUGIN_VERSION};
+use super::spec::ConnStringCheck;
 use crate::logging::{Format, Level};
 
 pub const BINARY: &str = "cq-source-postgresql";
@@ -194,9 +191,10 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::Serve(opts)) => {
-            // INTEGRATION POINT: replace `NotWiredSource` by the real source and
-            // `CONN_STRING_CHECK` by the wire client's parser.
-            let service = PluginService::new(Arc::new(NotWiredSource), CONN_STRING_CHECK);
+            let service = PluginService::new(
+                Arc::new(crate::source::PostgresSource::new()),
+                CONN_STRING_CHECK,
+            );
             match server::run(&opts, service) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -213,45 +211,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// How Init and TestConnection check `connection_string` beyond "non-empty".
-///
-/// INTEGRATION POINT: to become
-/// `|s| crate::wire::Config::parse(s).map(|_| ()).map_err(|e| e.to_string())` once the wire client
-/// lands (its errors mask the password). Until then every non-empty string passes.
-pub const CONN_STRING_CHECK: ConnStringCheck = super::spec::accept_any_conn_string;
+/// How Init and TestConnection check `connection_string` beyond "non-empty": the wire client's
+/// own parser (URL or DSN, environment applied); its errors never contain the password.
+pub const CONN_STRING_CHECK: ConnStringCheck = check_connection_string;
 
-/// NOT THE PRODUCT. A placeholder [`Source`] until the integrator wires the catalog/sync engine:
-/// every call fails with [`NOT_WIRED`], so nothing can mistake it for a working plugin.
-pub struct NotWiredSource;
-
-pub const NOT_WIRED: &str =
-    "the PostgreSQL source is not wired into this build yet (plugin surface only)";
-
-#[tonic::async_trait]
-impl Source for NotWiredSource {
-    async fn init(&self, _: Spec, _: bool) -> Result<(), SourceError> {
-        Err(SourceError::msg(NOT_WIRED))
-    }
-
-    async fn tables(
-        &self,
-        _: &[String],
-        _: &[String],
-        _: bool,
-    ) -> Result<Vec<arrow_schema::SchemaRef>, SourceError> {
-        Err(SourceError::msg(NOT_WIRED))
-    }
-
-    async fn sync(&self, _: SyncRequest, _: SyncSender) -> Result<(), SourceError> {
-        Err(SourceError::msg(NOT_WIRED))
-    }
-
-    async fn test_connection(&self, _: Spec) -> TestConnectionOutcome {
-        TestConnectionOutcome::Failure {
-            code: super::service::FailureCode::Unknown,
-            description: NOT_WIRED.to_string(),
-        }
-    }
+fn check_connection_string(s: &str) -> Result<(), String> {
+    crate::wire::Config::parse(s)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! The CloudQuery plugin surface: command line, gRPC services, spec, unix-socket transport.
 //!
-//! - [`cli`]: `serve` flags as the CLI passes them, `--version`, `--help`; the integration points
-//!   (`NotWiredSource`, `CONN_STRING_CHECK`) are marked there.
+//! - [`cli`]: `serve` flags as the CLI passes them, `--version`, `--help`; and the connection-string check.
 //! - [`server`]: runtime, listener (unix socket or TCP), signals, bounded shutdown.
 //! - [`transport`]: the unix-socket `:authority` normaliser that lets h2 accept grpc-go's requests.
 //! - [`service`]: discovery v1 and plugin v3 over the [`service::Source`] seam that the catalog,

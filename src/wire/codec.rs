@@ -62,12 +62,8 @@ pub struct Frame {
 
 impl Frame {
     /// Bytes the whole message occupies (tag + length + body).
-    pub fn len(&self) -> usize {
+    pub fn total_len(&self) -> usize {
         self.body.end
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -584,7 +580,7 @@ pub fn fuzz_all(data: &[u8]) {
             tag::COPY_DATA => parse_replication_message(body).map(|_| ()),
             _ => Ok(()),
         };
-        buf = buf.get(f.len()..).unwrap_or_default();
+        buf = buf.get(f.total_len()..).unwrap_or_default();
     }
 }
 

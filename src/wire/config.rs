@@ -648,8 +648,8 @@ fn parse_url(s: &str) -> Result<Raw, ConfigError> {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let Some((k, v)) = pair.split_once('=') else {
                 return Err(ConfigError::new(format!(
-                    "URL query parameter \"{}\" has no \"=\"",
-                    pair.chars().take(64).collect::<String>()
+                    "URL query parameter {} has no \"=\"",
+                    echo_if_name(pair)
                 )));
             };
             let key = percent_decode(k, "query parameter name")?;
@@ -674,6 +674,7 @@ fn parse_url(s: &str) -> Result<Raw, ConfigError> {
 fn parse_dsn(s: &str) -> Result<Raw, ConfigError> {
     let mut raw = Raw::default();
     let mut chars = s.chars().peekable();
+    let mut previous_key = String::new();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -693,9 +694,15 @@ fn parse_dsn(s: &str) -> Result<Raw, ConfigError> {
             chars.next();
         }
         if chars.next() != Some('=') {
+            // A word without "=" right after a password is most likely the rest of an unquoted
+            // password with a space in it: name the place, not the word.
+            let word = if previous_key.contains("password") {
+                format!("following the value of \"{previous_key}\" (quote values with spaces)")
+            } else {
+                echo_if_name(&key)
+            };
             return Err(ConfigError::new(format!(
-                "missing \"=\" after \"{}\" in the connection string",
-                key.chars().take(64).collect::<String>()
+                "missing \"=\" after {word} in the connection string"
             )));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -745,8 +752,23 @@ fn parse_dsn(s: &str) -> Result<Raw, ConfigError> {
             ));
         }
         raw.set(&key, value);
+        previous_key = key;
     }
     Ok(raw)
+}
+
+/// Quotes `s` if it looks like a parameter name; otherwise describes it without echoing it, since
+/// a malformed fragment may be part of a password.
+fn echo_if_name(s: &str) -> String {
+    let is_name = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+    if is_name {
+        format!("\"{s}\"")
+    } else {
+        format!("of {} characters (not shown)", s.chars().count())
+    }
 }
 
 fn resolve(raw: Raw, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -851,8 +873,8 @@ fn resolve(raw: Raw, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Con
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
         {
             return Err(ConfigError::new(format!(
-                "invalid parameter name \"{}\"",
-                k.chars().take(64).collect::<String>()
+                "invalid parameter name {}: names hold only letters, digits, '_', '.' and '-'",
+                echo_if_name(k)
             )));
         }
         runtime_params.push((k.to_string(), v.clone()));
@@ -1094,6 +1116,17 @@ mod tests {
         assert!(e.contains("password") && !e.contains("sec"), "{e}");
         assert!(parse_err("postgres://[::1/db").contains("]"));
         assert!(parse_err("postgres://h/db?novalue").contains("novalue"));
+        // Fragments of a sloppy password are never echoed.
+        let e = parse_err("host=h password=two words");
+        assert!(
+            e.contains("following the value of \"password\"") && !e.contains("words"),
+            "{e}"
+        );
+        let e = parse_err("postgres://u:Zq?Xw@Vy@h/db");
+        assert!(
+            !e.contains("Zq") && !e.contains("Xw") && !e.contains("Vy"),
+            "{e}"
+        );
         assert!(parse_err("host=a,b port=1,2,3").contains("3 port"));
         assert!(parse_err("sslrootcert=system sslmode=require").contains("weak sslmode"));
     }

@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: connection strings (URL and DSN), the `PG*` environment, the passfile.
 //! - [`codec`]: framing and parsing of backend messages, frontend encoders; no I/O (fuzzed).
-//! - [`connection`]: socket, TLS ([`tls`]), startup and authentication ([`auth`]), queries.
+//! - [`connection`]: the socket, message I/O and connection state; `startup` connects (TLS in
+//!   `tls`, authentication helpers in [`auth`]); [`query`] runs simple and extended queries.
 //! - [`copy`] / [`replication`]: COPY TO STDOUT and CopyBoth streams whose payloads are borrowed
 //!   from the connection's read buffer.
 //! - [`error`]: the typed errors.
@@ -13,12 +14,15 @@ pub mod config;
 pub mod connection;
 pub mod copy;
 pub mod error;
+pub mod query;
 pub mod replication;
+mod startup;
 mod tls;
 
 pub use codec::{pg_clock_now, FieldDescription, ReplicationMessage, PG_EPOCH_OFFSET_MICROS};
 pub use config::{Config, Host, HostSpec, RootCert, SslMode, TargetSessionAttrs};
-pub use connection::{CancelToken, Connection, Param, QueryResult, Row, SimpleResult};
+pub use connection::{CancelToken, Connection};
 pub use copy::CopyOut;
 pub use error::{ConfigError, Error, ServerError};
+pub use query::{Param, QueryResult, Row, SimpleResult};
 pub use replication::ReplicationStream;

@@ -1,0 +1,257 @@
+//! The PostgreSQL source: what Init, GetTables, Sync and TestConnection do, on top of the wire
+//! client, the catalog and the sync engine. The gRPC layer (`plugin`) only translates to and from
+//! these calls.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow_schema::SchemaRef;
+use tokio::sync::Mutex;
+
+use crate::catalog::{self, select::select, Catalog};
+use crate::plugin::service::{
+    FailureCode, Source, SourceError, SyncMessage, SyncRequest, SyncSender, TestConnectionOutcome,
+};
+use crate::plugin::spec::{render_table_name, Spec};
+use crate::sync::engine::{self, SyncOptions};
+use crate::sync::plan::shard;
+use crate::sync::TablePlan;
+use crate::wire::{self, Connection};
+use crate::{log_info, log_warn};
+
+/// State kept between Init and the later calls of one plugin process.
+struct Initialized {
+    spec: Spec,
+    config: wire::Config,
+    catalog: Catalog,
+}
+
+#[derive(Default)]
+pub struct PostgresSource {
+    state: Mutex<Option<Arc<Initialized>>>,
+}
+
+impl PostgresSource {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn initialized(&self) -> Result<Arc<Initialized>, SourceError> {
+        self.state
+            .lock()
+            .await
+            .clone()
+            .ok_or(SourceError::NotInitialized)
+    }
+}
+
+#[tonic::async_trait]
+impl Source for PostgresSource {
+    async fn init(&self, spec: Spec, no_connection: bool) -> Result<(), SourceError> {
+        // The service has applied `pgx_log_level` and logged the accepted spec already.
+        let config = wire::Config::parse(&spec.connection_string)
+            .map_err(|e| SourceError::msg(format!("connection_string: {e}")))?;
+        let catalog = match discover(&config).await {
+            Ok(catalog) => catalog,
+            // `cloudquery tables` / `migrate` send no_connection: list nothing rather than fail.
+            Err(e) if no_connection => {
+                log_warn!(
+                    "could not connect to discover tables; listing none",
+                    error = e.to_string()
+                );
+                Catalog::default()
+            }
+            Err(e) => return Err(SourceError::msg(e.to_string())),
+        };
+        *self.state.lock().await = Some(Arc::new(Initialized {
+            spec,
+            config,
+            catalog,
+        }));
+        Ok(())
+    }
+
+    async fn tables(
+        &self,
+        tables: &[String],
+        skip_tables: &[String],
+        _skip_dependent_tables: bool,
+    ) -> Result<Vec<SchemaRef>, SourceError> {
+        let state = self.initialized().await?;
+        let now = SystemTime::now();
+        Ok(
+            selected_plans(&state, tables, skip_tables, now, &uuid::Uuid::new_v4())
+                .into_iter()
+                .map(|p| p.schema)
+                .collect(),
+        )
+    }
+
+    async fn sync(&self, request: SyncRequest, out: SyncSender) -> Result<(), SourceError> {
+        let state = self.initialized().await?;
+        // One clock read per sync: every table's name uses the same instant.
+        let now = SystemTime::now();
+        let uuid = uuid::Uuid::new_v4();
+        let mut plans = selected_plans(&state, &request.tables, &request.skip_tables, now, &uuid);
+        if plans.is_empty() {
+            return Err(SourceError::msg(format!(
+                "no tables selected for syncing: review `tables` and `skip_tables` (searched {})",
+                searched(&state.catalog)
+            )));
+        }
+        if let Some(s) = request.shard {
+            let (num, total) = (s.num.max(0) as usize, s.total.max(0) as usize);
+            plans = shard(plans, num, total);
+            log_info!(
+                "shard selected",
+                shard = format!("{num}/{total}"),
+                tables = plans.len()
+            );
+        }
+        for plan in &plans {
+            out.send(SyncMessage::MigrateTable(plan.schema.clone()))
+                .await
+                .map_err(|e| SourceError::msg(e.to_string()))?;
+        }
+        if plans.is_empty() {
+            return Ok(());
+        }
+        let options = SyncOptions {
+            rows_per_record: state.spec.rows_per_record,
+            concurrency: state.spec.concurrency,
+            ..SyncOptions::default()
+        };
+        engine::run(&state.config, plans, options, out)
+            .await
+            .map_err(|e| SourceError::msg(e.to_string()))
+    }
+
+    async fn test_connection(&self, spec: Spec) -> TestConnectionOutcome {
+        let config = match wire::Config::parse(&spec.connection_string) {
+            Ok(c) => c,
+            Err(e) => {
+                return TestConnectionOutcome::Failure {
+                    code: FailureCode::InvalidSpec,
+                    description: format!("connection_string: {e}"),
+                }
+            }
+        };
+        match discover(&config).await {
+            Ok(catalog) => {
+                log_info!("test connection succeeded", tables = catalog.tables.len());
+                TestConnectionOutcome::Success
+            }
+            Err(DiscoverError::Connect(e)) => TestConnectionOutcome::Failure {
+                code: failure_code(&e),
+                description: e.to_string(),
+            },
+            Err(e) => TestConnectionOutcome::Failure {
+                code: match &e {
+                    DiscoverError::Catalog(catalog::load::CatalogError::Query(q))
+                        if q.code() == Some("42501") =>
+                    {
+                        FailureCode::AccessDenied
+                    }
+                    _ => FailureCode::ConnFailed,
+                },
+                description: e.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DiscoverError {
+    #[error("failed to connect to PostgreSQL: {0}")]
+    Connect(#[source] wire::Error),
+    #[error(transparent)]
+    Catalog(#[from] catalog::load::CatalogError),
+}
+
+/// Maps a connection failure to the CloudQuery test-connection failure codes.
+fn failure_code(e: &wire::Error) -> FailureCode {
+    match e.code() {
+        Some("28P01") | Some("28000") => FailureCode::AuthFailed,
+        Some("3D000") => FailureCode::UnknownDatabase,
+        Some("42501") => FailureCode::AccessDenied,
+        // No answer at the socket level: refused, no route, DNS, or silence until the timeout.
+        _ if matches!(e, wire::Error::Io { .. } | wire::Error::Timeout { .. }) => {
+            FailureCode::Unreachable
+        }
+        _ => FailureCode::ConnFailed,
+    }
+}
+
+async fn discover(config: &wire::Config) -> Result<Catalog, DiscoverError> {
+    let started = std::time::Instant::now();
+    let mut conn = Connection::connect(config)
+        .await
+        .map_err(DiscoverError::Connect)?;
+    let catalog = catalog::load::load(&mut conn).await?;
+    conn.close().await;
+    log_info!(
+        "catalog discovered",
+        server_version = catalog.server_version_num,
+        database = catalog.database.as_str(),
+        tables = catalog.tables.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+    );
+    Ok(catalog)
+}
+
+/// Applies `tables` / `skip_tables`, warns about patterns that matched nothing, and names each
+/// table for the destination.
+fn searched(catalog: &Catalog) -> String {
+    format!(
+        "all schemas of database {:?} the user can use; tables of the current schema {:?} are named bare, others schema.table",
+        catalog.database, catalog.current_schema
+    )
+}
+
+fn selected_plans(
+    state: &Initialized,
+    tables: &[String],
+    skip_tables: &[String],
+    now: SystemTime,
+    uuid: &uuid::Uuid,
+) -> Vec<TablePlan> {
+    let names: Vec<&str> = state
+        .catalog
+        .tables
+        .iter()
+        .map(|t| t.display_name.as_str())
+        .collect();
+    let selection = select(&names, tables, skip_tables);
+    let searched = searched(&state.catalog);
+    for pattern in &selection.unmatched_tables {
+        log_warn!(
+            "tables pattern matched no table",
+            pattern = pattern.as_str(),
+            searched = searched.as_str()
+        );
+    }
+    for pattern in &selection.unmatched_skips {
+        log_warn!(
+            "skip_tables pattern matched no table",
+            pattern = pattern.as_str(),
+            searched = searched.as_str()
+        );
+    }
+    selection
+        .selected
+        .into_iter()
+        .map(|i| {
+            let table = &state.catalog.tables[i];
+            let dest = render_table_name(
+                &state.spec.destination_table_name,
+                &table.display_name,
+                now,
+                uuid,
+            );
+            TablePlan {
+                schema: catalog::schema::arrow_schema(table, &dest),
+                table: Arc::new(table.clone()),
+            }
+        })
+        .collect()
+}

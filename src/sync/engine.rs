@@ -1,0 +1,445 @@
+//! Runs a full sync: export one snapshot, read every work item under it on `concurrency`
+//! connections, decode COPY frames straight into Arrow and hand records to the output channel.
+//!
+//! Consistency: the leader opens a REPEATABLE READ READ ONLY transaction and exports its snapshot;
+//! every worker imports it with `SET TRANSACTION SNAPSHOT`, so all tables are read as of one instant.
+//! The leader reads too (it must stay in its transaction anyway to keep the snapshot importable).
+//!
+//! Memory: a worker holds one record under construction; finished records wait in the bounded
+//! output channel, whose capacity is the only buffer between PostgreSQL and the gRPC stream.
+//!
+//! Failures: each work item runs inside a savepoint, so a table that was dropped since discovery
+//! (warning) or that the user may not read (error) is skipped and the transaction goes on. A lost
+//! connection ends the whole sync with an error naming the table.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::decode::CopyBinaryDecoder;
+use crate::plugin::service::{SendError, SyncMessage, SyncSender};
+use crate::sync::plan::{copy_statement, work_items, TablePlan, WorkItem};
+use crate::wire::{self, Connection};
+use crate::{log_debug, log_error, log_info, log_warn};
+
+/// Knobs of a full sync (from the spec).
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub rows_per_record: usize,
+    pub concurrency: usize,
+    /// A record is also closed once it holds this many bytes of decoded values, so even a huge
+    /// `rows_per_record` with wide rows stays well below the gRPC message limits.
+    pub max_record_bytes: usize,
+    /// ctid range size for splitting big tables (PostgreSQL 14+), 0 = never split.
+    pub chunk_pages: u32,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            rows_per_record: 500,
+            concurrency: 4,
+            max_record_bytes: 64 << 20,
+            chunk_pages: 16_384,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("failed to start the sync: {0}")]
+    Setup(#[source] wire::Error),
+    #[error("table {table}: the connection to PostgreSQL was lost: {source}")]
+    ConnectionLost {
+        table: String,
+        #[source]
+        source: wire::Error,
+    },
+    #[error("table {table}: {source}")]
+    Table {
+        table: String,
+        #[source]
+        source: wire::Error,
+    },
+    #[error("the sync was cancelled: the CloudQuery CLI stopped reading")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Per-table counters, shared by the work items of one table (ctid ranges).
+struct TableProgress {
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    items_left: AtomicUsize,
+    started: Mutex<Option<Instant>>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+struct Shared {
+    plans: Vec<TablePlan>,
+    queue: Mutex<VecDeque<WorkItem>>,
+    progress: Vec<TableProgress>,
+    options: SyncOptions,
+    out: SyncSender,
+}
+
+impl Shared {
+    fn next_item(&self) -> Option<WorkItem> {
+        self.queue.lock().ok()?.pop_front()
+    }
+}
+
+/// Reads every table of `plans` under one snapshot. `migrate_table` messages are the caller's job
+/// (they go out before any data, for every table, even in CDC mode).
+pub async fn run(
+    config: &wire::Config,
+    plans: Vec<TablePlan>,
+    options: SyncOptions,
+    out: SyncSender,
+) -> Result<(), SyncError> {
+    let mut leader = Connection::connect(config)
+        .await
+        .map_err(SyncError::Setup)?;
+    leader
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(SyncError::Setup)?;
+    let snapshot = export_snapshot(&mut leader).await?;
+    run_in_snapshot(config, leader, &snapshot, plans, options, out).await
+}
+
+async fn export_snapshot(conn: &mut Connection) -> Result<String, SyncError> {
+    let results = conn
+        .simple_query("SELECT pg_export_snapshot()")
+        .await
+        .map_err(SyncError::Setup)?;
+    results
+        .first()
+        .and_then(|r| r.rows.first())
+        .and_then(|row| row.first().cloned().flatten())
+        .ok_or_else(|| {
+            SyncError::Setup(wire::Error::protocol(
+                "pg_export_snapshot() returned no row",
+            ))
+        })
+}
+
+/// Reads the tables with `leader` (already inside the snapshot's transaction) plus workers that
+/// import `snapshot`. The CDC initial sync calls this with the replication slot's snapshot.
+pub async fn run_in_snapshot(
+    config: &wire::Config,
+    leader: Connection,
+    snapshot: &str,
+    plans: Vec<TablePlan>,
+    options: SyncOptions,
+    out: SyncSender,
+) -> Result<(), SyncError> {
+    let items = work_items(&plans, leader.server_version_num(), options.chunk_pages);
+    let mut progress: Vec<TableProgress> = plans
+        .iter()
+        .map(|_| TableProgress {
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            items_left: AtomicUsize::new(0),
+            started: Mutex::new(None),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        })
+        .collect();
+    for item in &items {
+        *progress[item.table].items_left.get_mut() += 1;
+    }
+    let workers = options.concurrency.clamp(1, items.len().max(1));
+    let shared = Arc::new(Shared {
+        plans,
+        queue: Mutex::new(items.into()),
+        progress,
+        options,
+        out,
+    });
+    log_debug!(
+        "full sync starting",
+        tables = shared.plans.len(),
+        connections = workers
+    );
+
+    // The leader's transaction must outlive every import of its snapshot, so the leader keeps
+    // its connection until all workers are done, and only then ends the transaction.
+    let leader_task = tokio::spawn(worker(shared.clone(), leader));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 1..workers {
+        let shared = shared.clone();
+        let config = config.clone();
+        let snapshot = snapshot.to_string();
+        tasks.spawn(async move {
+            let conn = match open_worker(&config, &snapshot).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Fewer connections only means less parallelism: the others take the work.
+                    log_warn!(
+                        "could not open an extra sync connection; continuing with fewer",
+                        error = e.to_string()
+                    );
+                    return Ok(());
+                }
+            };
+            let conn = worker(shared, conn).await?;
+            conn.close().await;
+            Ok(())
+        });
+    }
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome =
+            joined.unwrap_or_else(|e| Err(SyncError::Other(format!("sync worker failed: {e}"))));
+        if let Err(e) = outcome {
+            if result.is_ok() {
+                result = Err(e);
+                // One fatal error ends the sync: stop the others instead of reading on.
+                tasks.abort_all();
+                leader_task.abort();
+            }
+        }
+    }
+    match leader_task.await {
+        Ok(Ok(mut leader)) => {
+            // Read-only transaction: nothing to commit, but end it cleanly.
+            let _ = leader.batch_execute("COMMIT").await;
+            leader.close().await;
+        }
+        Ok(Err(e)) => {
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+        Err(e) if e.is_cancelled() => {}
+        Err(e) => {
+            if result.is_ok() {
+                result = Err(SyncError::Other(format!("sync worker failed: {e}")));
+            }
+        }
+    }
+    result
+}
+
+async fn open_worker(config: &wire::Config, snapshot: &str) -> Result<Connection, wire::Error> {
+    let mut conn = Connection::connect(config).await?;
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        quote_literal(snapshot)
+    );
+    conn.batch_execute(&begin).await?;
+    Ok(conn)
+}
+
+/// Takes work items until none are left; returns the connection, still in its transaction.
+async fn worker(shared: Arc<Shared>, mut conn: Connection) -> Result<Connection, SyncError> {
+    while let Some(item) = shared.next_item() {
+        read_item(&shared, &mut conn, &item).await?;
+    }
+    Ok(conn)
+}
+
+async fn read_item(
+    shared: &Shared,
+    conn: &mut Connection,
+    item: &WorkItem,
+) -> Result<(), SyncError> {
+    let plan = &shared.plans[item.table];
+    let progress = &shared.progress[item.table];
+    let name = plan.table.display_name.as_str();
+    if let Ok(mut started) = progress.started.lock() {
+        if started.is_none() {
+            *started = Some(Instant::now());
+            log_info!("table sync started", table = name);
+        }
+    }
+    let sql = copy_statement(&plan.table, item.range);
+    let lost = |source: wire::Error| SyncError::ConnectionLost {
+        table: name.to_string(),
+        source,
+    };
+    conn.batch_execute("SAVEPOINT cq_item")
+        .await
+        .map_err(lost)?;
+    match copy_item(shared, conn, plan, &sql).await {
+        Ok((rows, bytes)) => {
+            conn.batch_execute("RELEASE SAVEPOINT cq_item")
+                .await
+                .map_err(lost)?;
+            progress.rows.fetch_add(rows, Ordering::Relaxed);
+            progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Err(ItemError::Fatal(e)) => return Err(e),
+        Err(ItemError::Table { error, rows_sent }) => {
+            conn.batch_execute("ROLLBACK TO SAVEPOINT cq_item")
+                .await
+                .map_err(lost)?;
+            progress.failed.store(true, Ordering::Relaxed);
+            report_table_error(name, &error, rows_sent);
+        }
+    }
+    if progress.items_left.fetch_sub(1, Ordering::AcqRel) == 1
+        && !progress.failed.load(Ordering::Relaxed)
+    {
+        let secs = progress
+            .started
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or_default();
+        let rows = progress.rows.load(Ordering::Relaxed);
+        log_info!(
+            "table sync finished",
+            table = name,
+            rows = rows,
+            bytes = progress.bytes.load(Ordering::Relaxed),
+            duration_ms = (secs * 1000.0) as u64,
+            rows_per_sec = if secs > 0.0 {
+                (rows as f64 / secs) as u64
+            } else {
+                rows
+            },
+        );
+    }
+    Ok(())
+}
+
+enum ItemError {
+    /// Ends the sync (lost connection, cancelled output).
+    Fatal(SyncError),
+    /// Ends this table only.
+    Table { error: TableError, rows_sent: u64 },
+}
+
+#[derive(Debug)]
+enum TableError {
+    Server(wire::Error),
+    Decode(String),
+}
+
+fn report_table_error(table: &str, error: &TableError, rows_sent: u64) {
+    match error {
+        // undefined_table: dropped between discovery and reading.
+        TableError::Server(e) if e.code() == Some("42P01") => log_warn!(
+            "table no longer exists, skipped",
+            table = table,
+            error = e.to_string()
+        ),
+        TableError::Server(e) => log_error!(
+            "table sync failed",
+            table = table,
+            error = e.to_string(),
+            sqlstate = e.code().unwrap_or(""),
+            rows_sent = rows_sent
+        ),
+        TableError::Decode(e) => log_error!(
+            "table sync failed: could not decode a value",
+            table = table,
+            error = e.as_str(),
+            rows_sent = rows_sent
+        ),
+    }
+}
+
+/// Streams one COPY into records. Returns (rows, bytes).
+async fn copy_item(
+    shared: &Shared,
+    conn: &mut Connection,
+    plan: &TablePlan,
+    sql: &str,
+) -> Result<(u64, u64), ItemError> {
+    let name = &plan.table.display_name;
+    let types: Vec<_> = plan
+        .table
+        .columns
+        .iter()
+        .map(|c| c.pg_type.clone())
+        .collect();
+    let mut decoder = CopyBinaryDecoder::new(&types);
+    let fatal_or_table = |e: wire::Error, rows_sent: u64| {
+        if e.is_connection_lost() {
+            ItemError::Fatal(SyncError::ConnectionLost {
+                table: name.clone(),
+                source: e,
+            })
+        } else {
+            ItemError::Table {
+                error: TableError::Server(e),
+                rows_sent,
+            }
+        }
+    };
+    let mut copy = conn.copy_out(sql).await.map_err(|e| fatal_or_table(e, 0))?;
+    let (mut rows_sent, mut bytes_total, mut bytes_at_flush) = (0u64, 0u64, 0u64);
+    let mut decode_error: Option<String> = None;
+    loop {
+        let frame = match copy.next_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => return Err(fatal_or_table(e, rows_sent)),
+        };
+        if decode_error.is_some() {
+            // Keep draining so the connection stays usable for the next table.
+            continue;
+        }
+        match decoder.decode_frame(frame) {
+            Ok(_) => {}
+            Err(e) => {
+                decode_error = Some(column_context(plan, &e.to_string()));
+                continue;
+            }
+        }
+        let bytes = decoder.bytes();
+        if decoder.rows() >= shared.options.rows_per_record
+            || bytes - bytes_at_flush >= shared.options.max_record_bytes as u64
+        {
+            rows_sent += emit(shared, plan, &mut decoder).await?;
+            bytes_at_flush = bytes;
+        }
+        bytes_total = bytes;
+    }
+    if let Some(error) = decode_error {
+        return Err(ItemError::Table {
+            error: TableError::Decode(error),
+            rows_sent,
+        });
+    }
+    if decoder.rows() > 0 {
+        rows_sent += emit(shared, plan, &mut decoder).await?;
+    }
+    Ok((rows_sent, bytes_total))
+}
+
+fn column_context(plan: &TablePlan, error: &str) -> String {
+    format!("{error} (columns: {})", plan.table.columns.len())
+}
+
+async fn emit(
+    shared: &Shared,
+    plan: &TablePlan,
+    decoder: &mut CopyBinaryDecoder,
+) -> Result<u64, ItemError> {
+    let batch = decoder
+        .finish(plan.schema.clone())
+        .map_err(|e| ItemError::Table {
+            error: TableError::Decode(e.to_string()),
+            rows_sent: 0,
+        })?;
+    let rows = batch.num_rows() as u64;
+    match shared.out.send(SyncMessage::Insert(batch)).await {
+        Ok(()) => Ok(rows),
+        Err(SendError::Closed) => Err(ItemError::Fatal(SyncError::Cancelled)),
+        Err(e) => Err(ItemError::Table {
+            error: TableError::Decode(e.to_string()),
+            rows_sent: 0,
+        }),
+    }
+}
+
+/// Quotes a string literal for SQL (snapshot names are server-generated, but never trust input).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
