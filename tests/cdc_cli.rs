@@ -70,12 +70,8 @@ struct CdcSource {
 
 async fn discover(cfg: &Config) -> Result<Vec<Table>, String> {
     let mut conn = Connection::connect(cfg).await.map_err(|e| e.to_string())?;
-    let results = conn
-        .simple_query(catalog::DISCOVERY_SQL)
+    Ok(catalog::load::load(&mut conn)
         .await
-        .map_err(|e| e.to_string())?;
-    let rows: Vec<_> = results.into_iter().map(|r| r.rows).collect();
-    Ok(catalog::parse_catalog(&rows)
         .map_err(|e| e.to_string())?
         .tables)
 }

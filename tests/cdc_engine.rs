@@ -63,12 +63,7 @@ fn config(pg: &PgServer) -> Config {
 
 async fn discover(cfg: &Config, names: &[&str]) -> Vec<StreamTable> {
     let mut conn = Connection::connect(cfg).await.expect("connect");
-    let results = conn
-        .simple_query(catalog::DISCOVERY_SQL)
-        .await
-        .expect("discovery");
-    let rows: Vec<_> = results.into_iter().map(|r| r.rows).collect();
-    let cat = catalog::parse_catalog(&rows).expect("catalog");
+    let cat = catalog::load::load(&mut conn).await.expect("catalog");
     names
         .iter()
         .map(|n| {

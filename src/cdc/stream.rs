@@ -369,12 +369,9 @@ impl Streamer {
 
     /// The table's columns as the catalog shows them now.
     async fn rediscover(&mut self, ti: usize) -> Result<Vec<Column>, CdcError> {
-        let results = self
-            .fetch
-            .simple_query(crate::catalog::DISCOVERY_SQL)
-            .await?;
-        let rows: Vec<crate::catalog::model::Rows> = results.into_iter().map(|r| r.rows).collect();
-        let catalog = crate::catalog::parse_catalog(&rows).map_err(|e| self.decode_err(ti, e))?;
+        let catalog = crate::catalog::load::load(&mut self.fetch)
+            .await
+            .map_err(|e| self.decode_err(ti, e))?;
         let t = &self.tables[ti].table;
         Ok(catalog
             .tables
