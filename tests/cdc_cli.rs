@@ -278,8 +278,18 @@ fn cli_applies_inserts_updates_deletes_and_races() {
         .sum();
     assert!(deletes > 100, "deletes reached the destination: {summary}");
 
+    // 5. Ctrl-C (the CLI kills the destination at once), changes while nothing runs, and a
+    // new `cloudquery sync` with the same cdc_id: no initial sync, the changes arrive.
     run.interrupt();
-    let done = run.wait();
-    drop(done);
+    let _ = run.wait();
+    pg.psql(
+        "INSERT INTO r2 VALUES (7000, 'while down');
+         UPDATE r2 SET v = 'changed while down' WHERE id = 4;
+         DELETE FROM r2 WHERE id = 5;",
+    );
+    let run = cli::sync(&cfg).timeout(Duration::from_secs(300)).spawn();
+    wait_equal(&pg, &dest, &tables, Duration::from_secs(60));
+    run.interrupt();
+    let _ = run.wait();
     drop(rt);
 }

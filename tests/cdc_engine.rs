@@ -698,3 +698,51 @@ async fn partitions_full_identity_and_text_types_matrix() {
     );
     task.abort();
 }
+
+/// Issue item 4: two cdc_ids on one database run at once; each has its own slot and
+/// publication and delivers every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cdc_ids_side_by_side() {
+    let pg = PgServer::start();
+    pg.psql(
+        "CREATE TABLE shared (id int PRIMARY KEY, v text); INSERT INTO shared VALUES (1, 'a');",
+    );
+    let cfg = config(&pg);
+    let tables = discover(&cfg, &["shared"]).await;
+    let (t1, mut rx1) = start_cdc(cfg.clone(), "one", tables.clone());
+    let (t2, mut rx2) = start_cdc(cfg.clone(), "two", tables);
+    let mut d1 = Dest::default();
+    let mut d2 = Dest::default();
+    d1.until(&mut rx1, Duration::from_secs(30), |d| {
+        d.table("shared").len() == 1
+    })
+    .await;
+    d2.until(&mut rx2, Duration::from_secs(30), |d| {
+        d.table("shared").len() == 1
+    })
+    .await;
+    pg.psql(
+        "INSERT INTO shared VALUES (2, 'b'), (3, 'c');
+         UPDATE shared SET v = 'a2' WHERE id = 1;
+         DELETE FROM shared WHERE id = 2;",
+    );
+    let want = source(&pg, "shared", &["v"]);
+    d1.until(&mut rx1, Duration::from_secs(15), |d| {
+        d.table("shared") == want
+    })
+    .await;
+    d2.until(&mut rx2, Duration::from_secs(15), |d| {
+        d.table("shared") == want
+    })
+    .await;
+    assert_eq!(
+        pg.psql("SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots"),
+        "cq_one,cq_two"
+    );
+    assert_eq!(
+        pg.psql("SELECT string_agg(pubname, ',' ORDER BY pubname) FROM pg_publication"),
+        "cq_one,cq_two"
+    );
+    t1.abort();
+    t2.abort();
+}
