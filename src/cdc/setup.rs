@@ -41,6 +41,13 @@ pub fn not_streamable_reason(table: &Table, server_version: u32) -> Option<Strin
             )
         }
     }
+    if table.replica_identity == 'n' {
+        return Some(
+            "it has REPLICA IDENTITY NOTHING (publishing it would make UPDATE and DELETE on it \
+             fail); set REPLICA IDENTITY DEFAULT or FULL to stream it"
+                .into(),
+        );
+    }
     if table.has_primary_key() || matches!(table.replica_identity, 'f' | 'i') {
         None
     } else {
@@ -431,6 +438,64 @@ pub fn format_lsn(lsn: Lsn) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(kind: RelKind, pk: bool, identity: char) -> Table {
+        Table {
+            oid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            display_name: "t".into(),
+            kind,
+            comment: String::new(),
+            columns: vec![crate::catalog::Column {
+                name: "id".into(),
+                attnum: 1,
+                type_oid: 23,
+                pg_type: crate::decode::PgType::Int4,
+                type_name: "integer".into(),
+                not_null: pk,
+                primary_key: pk,
+                unique: pk,
+            }],
+            pk_constraint: String::new(),
+            replica_identity: identity,
+            relpages: 0,
+        }
+    }
+
+    #[test]
+    fn which_tables_stream() {
+        let v17 = 170_000;
+        assert_eq!(
+            not_streamable_reason(&table(RelKind::Table, true, 'd'), v17),
+            None
+        );
+        assert_eq!(
+            not_streamable_reason(&table(RelKind::Table, false, 'f'), v17),
+            None
+        );
+        assert_eq!(
+            not_streamable_reason(&table(RelKind::Table, false, 'i'), v17),
+            None
+        );
+        assert!(not_streamable_reason(&table(RelKind::Table, false, 'd'), v17).is_some());
+        assert!(not_streamable_reason(&table(RelKind::Table, true, 'n'), v17).is_some());
+        assert_eq!(
+            not_streamable_reason(&table(RelKind::Partitioned, true, 'd'), v17),
+            None
+        );
+        assert!(not_streamable_reason(&table(RelKind::Partitioned, true, 'd'), 120_000).is_some());
+        assert!(not_streamable_reason(&table(RelKind::View, true, 'd'), v17).is_some());
+        let c = classify(
+            &[
+                table(RelKind::Table, true, 'd'),
+                table(RelKind::MaterializedView, false, 'd'),
+            ],
+            v17,
+        );
+        assert_eq!(c.streamed, vec!["public.t".to_string()]);
+        assert_eq!(c.not_streamed.len(), 1);
+    }
 
     #[test]
     fn lsn_text() {
