@@ -743,6 +743,37 @@ async fn two_cdc_ids_side_by_side() {
         pg.psql("SELECT string_agg(pubname, ',' ORDER BY pubname) FROM pg_publication"),
         "cq_one,cq_two"
     );
+    // Removing one stream's objects leaves the other's alone.
     t1.abort();
+    let _ = t1.await;
+    let mut conn = Connection::connect(&cfg).await.unwrap();
+    let names = cdc::cdc_names("one").unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    let done = loop {
+        match cdc::drop_objects(&mut conn, &names).await {
+            Ok(done) => break done,
+            // The killed run's walsender may still hold the slot for a moment.
+            Err(e) if Instant::now() < end => {
+                eprintln!("retrying drop: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("drop: {e}"),
+        }
+    };
+    assert_eq!(
+        done,
+        vec![
+            "dropped replication slot cq_one".to_string(),
+            "dropped publication cq_one".to_string()
+        ]
+    );
+    assert_eq!(
+        pg.psql("SELECT string_agg(slot_name, ',') FROM pg_replication_slots"),
+        "cq_two"
+    );
+    assert_eq!(
+        pg.psql("SELECT string_agg(pubname, ',') FROM pg_publication"),
+        "cq_two"
+    );
     t2.abort();
 }
