@@ -326,7 +326,19 @@ async fn run_inner(
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = out.closed() => return Ok(()),
         }
-        streamer.flush(out).await?;
+        // Hand over what is ready; between messages (a slow CLI makes each send wait) keep
+        // the status updates going so the server does not time the stream out.
+        for o in streamer.ready() {
+            streamer.send(o, out).await?;
+            let now = Instant::now();
+            if streamer.ack().status_due(now, false) {
+                let st = streamer.ack().status(now);
+                stream
+                    .send_status_update(st.write, st.flush, st.apply, pg_clock_now(), false)
+                    .await?;
+            }
+        }
+        streamer.handed_off();
         let now = Instant::now();
         if streamer.ack().status_due(now, reply_now) {
             let st = streamer.ack().status(now);

@@ -529,39 +529,49 @@ impl Streamer {
         }
     }
 
-    /// Hand what the buffer releases to the CLI, then record progress.
-    pub async fn flush(&mut self, out: &SyncSender) -> Result<(), CdcError> {
-        let now = Instant::now();
+    /// What the buffer releases now, to hand over with [`Self::send`] in order, then
+    /// [`Self::handed_off`].
+    pub fn ready(&mut self) -> Vec<Output<usize, Values, Values, SchemaVersion>> {
         let mut outputs = Vec::new();
-        self.buffer.poll(now, &mut outputs);
-        for o in outputs {
-            match o {
-                Output::Migrate { table, schema } => {
-                    let t = &self.tables[table];
-                    let names: Vec<String> =
-                        schema.columns.iter().map(|c| c.name.clone()).collect();
-                    let key = key_indices(&t.table, &names, &[]);
-                    let arrow = schema_of(t, &schema.columns);
-                    self.emit[table] = Emit {
-                        schema: arrow.clone(),
-                        columns: schema.columns,
-                        key,
-                    };
-                    out.send(SyncMessage::MigrateTable(arrow)).await?;
-                }
-                Output::Insert { table, rows } => {
-                    let batch = self.record(table, &rows)?;
-                    out.send(SyncMessage::Insert(batch)).await?;
-                }
-                Output::Delete { table, key } => {
-                    let msg = self.delete_message(table, &key)?;
-                    out.send(SyncMessage::DeleteRecord(msg)).await?;
-                }
+        self.buffer.poll(Instant::now(), &mut outputs);
+        outputs
+    }
+
+    /// Hand one released output to the CLI (waits while the CLI applies backpressure).
+    pub async fn send(
+        &mut self,
+        o: Output<usize, Values, Values, SchemaVersion>,
+        out: &SyncSender,
+    ) -> Result<(), CdcError> {
+        match o {
+            Output::Migrate { table, schema } => {
+                let t = &self.tables[table];
+                let names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+                let key = key_indices(&t.table, &names, &[]);
+                let arrow = schema_of(t, &schema.columns);
+                self.emit[table] = Emit {
+                    schema: arrow.clone(),
+                    columns: schema.columns,
+                    key,
+                };
+                out.send(SyncMessage::MigrateTable(arrow)).await?;
+            }
+            Output::Insert { table, rows } => {
+                let batch = self.record(table, &rows)?;
+                out.send(SyncMessage::Insert(batch)).await?;
+            }
+            Output::Delete { table, key } => {
+                let msg = self.delete_message(table, &key)?;
+                out.send(SyncMessage::DeleteRecord(msg)).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Everything [`Self::ready`] returned was sent: record the progress.
+    pub fn handed_off(&mut self) {
         self.ack
             .handed_off(self.buffer.resume_lsn(), Instant::now());
-        Ok(())
     }
 
     fn record(&self, table: usize, rows: &[Values]) -> Result<RecordBatch, CdcError> {
