@@ -18,6 +18,7 @@ pub mod inet;
 pub mod numeric;
 pub mod pgoutput;
 pub mod readers;
+pub mod text;
 pub mod types;
 
 pub use copy_binary::CopyBinaryDecoder;
