@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use arrow_schema::SchemaRef;
 use tokio::sync::Mutex;
 
-use crate::catalog::{self, select::select, Catalog};
+use crate::catalog::{self, select::select, Catalog, Table};
+use crate::cdc::{self, Backfill, BackfillFuture, CdcError, CdcOptions, StreamTable};
 use crate::plugin::service::{
     FailureCode, Source, SourceError, SyncMessage, SyncRequest, SyncSender, TestConnectionOutcome,
 };
@@ -63,6 +64,9 @@ impl Source for PostgresSource {
             }
             Err(e) => return Err(SourceError::msg(e.to_string())),
         };
+        if let (Some(cdc_id), false) = (&spec.cdc_id, no_connection) {
+            check_cdc(&config, cdc_id.as_str(), &catalog).await?;
+        }
         *self.state.lock().await = Some(Arc::new(Initialized {
             spec,
             config,
@@ -99,7 +103,7 @@ impl Source for PostgresSource {
                 searched(&state.catalog)
             )));
         }
-        if let Some(s) = request.shard {
+        if let (Some(s), None) = (request.shard, &state.spec.cdc_id) {
             let (num, total) = (s.num.max(0) as usize, s.total.max(0) as usize);
             plans = shard(plans, num, total);
             log_info!(
@@ -107,6 +111,15 @@ impl Source for PostgresSource {
                 shard = format!("{num}/{total}"),
                 tables = plans.len()
             );
+        }
+        let options = SyncOptions {
+            rows_per_record: state.spec.rows_per_record,
+            concurrency: state.spec.concurrency,
+            ..SyncOptions::default()
+        };
+        if let Some(cdc_id) = &state.spec.cdc_id {
+            // CDC streams every selected table until the CLI goes away; shards do not apply.
+            return sync_cdc(&state, cdc_id.as_str(), plans, options, out).await;
         }
         for plan in &plans {
             out.send(SyncMessage::MigrateTable(plan.schema.clone()))
@@ -116,11 +129,6 @@ impl Source for PostgresSource {
         if plans.is_empty() {
             return Ok(());
         }
-        let options = SyncOptions {
-            rows_per_record: state.spec.rows_per_record,
-            concurrency: state.spec.concurrency,
-            ..SyncOptions::default()
-        };
         engine::run(&state.config, plans, options, out)
             .await
             .map_err(|e| SourceError::msg(e.to_string()))
@@ -254,4 +262,118 @@ fn selected_plans(
             }
         })
         .collect()
+}
+
+/// Init-time CDC checks (wal_level, REPLICATION, a free slot, a streamable table), so a
+/// misconfigured server fails `cloudquery sync` at once with an actionable message.
+async fn check_cdc(
+    config: &wire::Config,
+    cdc_id: &str,
+    catalog: &Catalog,
+) -> Result<(), SourceError> {
+    let names = cdc::cdc_names(cdc_id).map_err(|e| SourceError::msg(format!("cdc_id: {e}")))?;
+    let mut conn = Connection::connect(config)
+        .await
+        .map_err(|e| SourceError::msg(format!("failed to connect to PostgreSQL: {e}")))?;
+    let result = cdc::check_prerequisites(&mut conn, &names, &catalog.tables).await;
+    conn.close().await;
+    result.map_err(|e| SourceError::msg(e.to_string()))?;
+    log_info!(
+        "CDC prerequisites met",
+        slot = names.slot.as_str(),
+        publication = names.publication.as_str()
+    );
+    Ok(())
+}
+
+async fn sync_cdc(
+    state: &Initialized,
+    cdc_id: &str,
+    plans: Vec<TablePlan>,
+    options: SyncOptions,
+    out: SyncSender,
+) -> Result<(), SourceError> {
+    let names = cdc::cdc_names(cdc_id).map_err(|e| SourceError::msg(format!("cdc_id: {e}")))?;
+    let selected: Vec<StreamTable> = plans
+        .iter()
+        .map(|p| StreamTable {
+            table: (*p.table).clone(),
+            dest_name: schema_table_name(&p.schema),
+        })
+        .collect();
+    let backfill = EngineBackfill {
+        config: &state.config,
+        plans,
+        options: options.clone(),
+        out: out.clone(),
+    };
+    let result = cdc::run(
+        &state.config,
+        &names,
+        selected,
+        CdcOptions {
+            rows_per_record: options.rows_per_record,
+        },
+        &backfill,
+        out,
+    )
+    .await;
+    drop(backfill);
+    result.map_err(|e| SourceError::msg(e.to_string()))
+}
+
+fn schema_table_name(schema: &SchemaRef) -> String {
+    schema
+        .metadata()
+        .get(catalog::schema::TABLE_NAME)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The CDC initial sync, done by the full-sync engine inside the snapshot CDC hands over.
+struct EngineBackfill<'a> {
+    config: &'a wire::Config,
+    /// Every selected table with its destination schema (the backfill reads a subset).
+    plans: Vec<TablePlan>,
+    options: SyncOptions,
+    out: SyncSender,
+}
+
+impl Backfill for EngineBackfill<'_> {
+    fn backfill<'a>(
+        &'a self,
+        _leader: &'a mut Connection,
+        snapshot_name: &'a str,
+        tables: &'a [Table],
+    ) -> BackfillFuture<'a> {
+        Box::pin(async move {
+            let plans: Vec<TablePlan> = tables
+                .iter()
+                .filter_map(|t| self.plans.iter().find(|p| p.table.oid == t.oid).cloned())
+                .collect();
+            for plan in &plans {
+                self.out
+                    .send(SyncMessage::MigrateTable(plan.schema.clone()))
+                    .await?;
+            }
+            // CDC's own connection holds the snapshot open; the engine reads through connections
+            // of its own that import it.
+            let leader = engine::open_in_snapshot(self.config, snapshot_name).await?;
+            engine::run_in_snapshot(
+                self.config,
+                leader,
+                snapshot_name,
+                plans,
+                self.options.clone(),
+                self.out.clone(),
+            )
+            .await
+            .map_err(|e| match e {
+                engine::SyncError::Cancelled => {
+                    CdcError::Send(crate::plugin::service::SendError::Closed)
+                }
+                other => CdcError::Backfill(other.to_string()),
+            })
+        })
+    }
 }

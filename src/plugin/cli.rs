@@ -30,7 +30,11 @@ pub enum Command {
     Version,
     /// `--help`, or `help [topic]`; `Some("serve")` for the serve flags.
     Help(Option<String>),
-    // Room for `cleanup-cdc` (drop this plugin's replication slot and publication) once CDC lands.
+    /// `cleanup-cdc`: drop the replication slot and publication of one `cdc_id`.
+    CleanupCdc {
+        connection_string: String,
+        cdc_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +51,8 @@ pub enum UsageError {
     LogFormat(String),
     #[error("unexpected argument {0:?}")]
     Unexpected(String),
+    #[error("cleanup-cdc needs --cdc-id and --connection-string (or PG* environment variables with --connection-string \"\")")]
+    CleanupArgs,
 }
 
 pub fn usage() -> String {
@@ -58,6 +64,8 @@ pub fn usage() -> String {
          \n\
          Usage:\n  \
            {BINARY} serve [flags]     serve the plugin over gRPC\n  \
+           {BINARY} cleanup-cdc --connection-string STR --cdc-id ID\n      \
+           drop the replication slot and publication of a CDC source\n  \
            {BINARY} --version         print the version\n  \
            {BINARY} --help            this text (`{BINARY} serve --help` for the flags)\n\
          \n\
@@ -102,6 +110,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, UsageError> {
         "--version" | "-version" | "-v" | "version" => Ok(Command::Version),
         "--help" | "-help" | "-h" => Ok(Command::Help(None)),
         "help" => Ok(Command::Help(args.get(1).cloned())),
+        "cleanup-cdc" => parse_cleanup(args.get(1..).unwrap_or_default()),
         other => Err(UsageError::UnknownCommand(other.to_string())),
     }
 }
@@ -174,6 +183,62 @@ fn parse_serve(args: &[String]) -> Result<Command, UsageError> {
     Ok(Command::Serve(opts))
 }
 
+fn parse_cleanup(args: &[String]) -> Result<Command, UsageError> {
+    let (mut conn, mut id) = (None, None);
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let (name, inline) = match arg.trim_start_matches('-').split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (arg.trim_start_matches('-').to_string(), None),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                let v = args
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| UsageError::MissingValue(name.clone()))?;
+                i += 1;
+                v
+            }
+        };
+        match name.as_str() {
+            "connection-string" => conn = Some(value),
+            "cdc-id" => id = Some(value),
+            _ => return Err(UsageError::Unexpected(arg.clone())),
+        }
+    }
+    match (conn, id) {
+        (Some(connection_string), Some(cdc_id)) => Ok(Command::CleanupCdc {
+            connection_string,
+            cdc_id,
+        }),
+        _ => Err(UsageError::CleanupArgs),
+    }
+}
+
+/// Drops one `cdc_id`'s slot and publication; prints what it dropped.
+fn cleanup_cdc(connection_string: &str, cdc_id: &str) -> Result<Vec<String>, String> {
+    let names = crate::cdc::cdc_names(cdc_id).map_err(|e| format!("cdc_id: {e}"))?;
+    let config = crate::wire::Config::parse(connection_string)
+        .map_err(|e| format!("connection_string: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async {
+        let mut conn = crate::wire::Connection::connect(&config)
+            .await
+            .map_err(|e| format!("failed to connect to PostgreSQL: {e}"))?;
+        let dropped = crate::cdc::drop_objects(&mut conn, &names)
+            .await
+            .map_err(|e| e.to_string());
+        conn.close().await;
+        dropped
+    })
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -190,6 +255,25 @@ pub fn main() -> ExitCode {
             print!("{}", usage());
             ExitCode::SUCCESS
         }
+        Ok(Command::CleanupCdc {
+            connection_string,
+            cdc_id,
+        }) => match cleanup_cdc(&connection_string, &cdc_id) {
+            Ok(dropped) if dropped.is_empty() => {
+                println!("nothing to drop for cdc_id {cdc_id:?}");
+                ExitCode::SUCCESS
+            }
+            Ok(dropped) => {
+                for line in dropped {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{BINARY} cleanup-cdc: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(Command::Serve(opts)) => {
             let service = PluginService::new(
                 Arc::new(crate::source::PostgresSource::new()),

@@ -173,7 +173,7 @@ pub async fn run_in_snapshot(
         let config = config.clone();
         let snapshot = snapshot.to_string();
         tasks.spawn(async move {
-            let conn = match open_worker(&config, &snapshot).await {
+            let conn = match open_in_snapshot(&config, &snapshot).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Fewer connections only means less parallelism: the others take the work.
@@ -223,7 +223,11 @@ pub async fn run_in_snapshot(
     result
 }
 
-async fn open_worker(config: &wire::Config, snapshot: &str) -> Result<Connection, wire::Error> {
+/// Opens a connection whose transaction reads in the exported `snapshot`.
+pub async fn open_in_snapshot(
+    config: &wire::Config,
+    snapshot: &str,
+) -> Result<Connection, wire::Error> {
     let mut conn = Connection::connect(config).await?;
     let begin = format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
