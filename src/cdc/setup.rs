@@ -454,6 +454,7 @@ mod tests {
                 pg_type: crate::decode::PgType::Int4,
                 type_name: "integer".into(),
                 not_null: pk,
+                not_null_declared: pk,
                 primary_key: pk,
                 unique: pk,
             }],
