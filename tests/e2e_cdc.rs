@@ -154,7 +154,9 @@ fn cdc_matrix_restart_resumes_without_initial_sync() {
         "the second run must not create a slot or backfill:\n{log}"
     );
     assert!(
-        first.log.contains("created replication slot cq_e2e_restart"),
+        first
+            .log
+            .contains("created replication slot cq_e2e_restart"),
         "{}",
         first.output()
     );
@@ -292,29 +294,65 @@ fn two_cdc_ids_at_once_and_cleanup_drops_only_one() {
     let run1 = one_id.spawn();
     let mut run2 = two_id.spawn();
     let mut run1 = run1;
-    assert!(wait_streaming(&mut run1, Duration::from_secs(90)), "{}", run1.log());
-    assert!(wait_streaming(&mut run2, Duration::from_secs(90)), "{}", run2.log());
+    assert!(
+        wait_streaming(&mut run1, Duration::from_secs(90)),
+        "{}",
+        run1.log()
+    );
+    assert!(
+        wait_streaming(&mut run2, Duration::from_secs(90)),
+        "{}",
+        run2.log()
+    );
+    // Phase 1: inserts and updates. While a table has a delete held (1 s, batch.rs) its later
+    // changes coalesce per key, so a key inserted and deleted inside that window legitimately
+    // never shows its insert; deletes therefore come in phase 2, so that every single change
+    // has to show at both destinations.
     for i in 0..30 {
         pg.psql(&format!(
             "INSERT INTO a VALUES ({k}, 'new'); UPDATE a SET v = 'u{i}' WHERE id = {u};
-             DELETE FROM a WHERE id = {d}; INSERT INTO b VALUES ({k}, 'new');
-             DELETE FROM b WHERE id = {d};",
+             INSERT INTO b VALUES ({k}, 'new');",
             k = 100 + i,
             u = 1 + i % 10,
-            d = 100 + i / 2
         ));
     }
     wait_equal(&pg, &one_id.dest, &["a", "b"], Duration::from_secs(30));
     wait_equal(&pg, &two_id.dest, &["a"], Duration::from_secs(30));
-    // Every inserted key reached both destinations (not only the end state).
+    // Phase 2: deletes.
+    for k in 100..125 {
+        pg.psql(&format!(
+            "DELETE FROM a WHERE id = {k}; DELETE FROM b WHERE id = {k};"
+        ));
+    }
+    wait_equal(&pg, &one_id.dest, &["a", "b"], Duration::from_secs(30));
+    wait_equal(&pg, &two_id.dest, &["a"], Duration::from_secs(30));
+    // Every change reached both destinations, not only the end state: each inserted key, each
+    // update's value, one delete_record per deleted key.
     for dest in [&one_id.dest, &two_id.dest] {
-        let keys: Vec<i64> = destination::rows(dest, "a")
-            .iter()
-            .map(|r| r["id"].as_i64().unwrap())
-            .collect();
+        let rows = destination::rows(dest, "a");
         for k in 100..130 {
-            assert!(keys.contains(&k), "key {k} missing at {}", dest.display());
+            assert!(
+                rows.iter().any(|r| r["id"] == k && r["v"] == "new"),
+                "insert of key {k} missing at {}",
+                dest.display()
+            );
         }
+        for i in 0..30 {
+            assert!(
+                rows.iter().any(|r| r["v"] == format!("u{i}").as_str()),
+                "update u{i} missing at {}",
+                dest.display()
+            );
+        }
+        let deletes = destination::summary(dest)["tables"]["a"]["deletes"]
+            .as_u64()
+            .unwrap_or(0);
+        assert_eq!(
+            deletes,
+            25,
+            "delete_record messages for a at {}",
+            dest.display()
+        );
     }
     assert_eq!(
         destination::tables(&two_id.dest),
@@ -328,12 +366,22 @@ fn two_cdc_ids_at_once_and_cleanup_drops_only_one() {
     let url = pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres");
     // The walsenders of the stopped runs may take a moment to let go of their slots.
     let end = Instant::now() + Duration::from_secs(15);
-    while one(&pg, "SELECT count(*) FROM pg_replication_slots WHERE active") != "0" {
+    while one(
+        &pg,
+        "SELECT count(*) FROM pg_replication_slots WHERE active",
+    ) != "0"
+    {
         assert!(Instant::now() < end, "slots still active");
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = Command::new(PLUGIN)
-        .args(["cleanup-cdc", "--connection-string", &url, "--cdc-id", "e2e-one"])
+        .args([
+            "cleanup-cdc",
+            "--connection-string",
+            &url,
+            "--cdc-id",
+            "e2e-one",
+        ])
         .output()
         .unwrap();
     let text = format!(
@@ -347,11 +395,22 @@ fn two_cdc_ids_at_once_and_cleanup_drops_only_one() {
     assert_eq!(objects_exist(&pg, "cq_e2e_two"), (true, true));
     // Again: nothing left to drop.
     let out = Command::new(PLUGIN)
-        .args(["cleanup-cdc", "--connection-string", &url, "--cdc-id", "e2e-one"])
+        .args([
+            "cleanup-cdc",
+            "--connection-string",
+            &url,
+            "--cdc-id",
+            "e2e-one",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to drop"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("no replication slot cq_e2e_one")
+            && stdout.contains("no publication cq_e2e_one"),
+        "{stdout}"
+    );
     assert_eq!(objects_exist(&pg, "cq_e2e_two"), (true, true));
 }
 
@@ -491,7 +550,11 @@ fn crash_safety(kills: usize, interrupts: usize) {
                 during_backfill += 1;
             }
         } else {
-            assert!(wait_streaming(&mut run, Duration::from_secs(90)), "{}", run.log());
+            assert!(
+                wait_streaming(&mut run, Duration::from_secs(90)),
+                "{}",
+                run.log()
+            );
             std::thread::sleep(Duration::from_millis(200 + rnd(3000)));
         }
         match *how {
