@@ -87,6 +87,41 @@ fn cli_applies_inserts_updates_deletes_and_races() {
     }
     wait_equal(&pg, &dest, &tables, Duration::from_secs(60));
 
+    // 3b. Updated then deleted, for keys that exist at the destination already: 300 rows
+    // inserted and delivered, then each updated and deleted back to back (two transactions
+    // each), interleaved with new keys inserted then deleted, across the three tables.
+    let mut sql = String::new();
+    for i in 0..300 {
+        sql.push_str(&format!(
+            "INSERT INTO {} VALUES ({}, 'pre');\n",
+            tables[i % 3],
+            20000 + i
+        ));
+    }
+    pg.psql(&sql);
+    wait_equal(&pg, &dest, &tables, Duration::from_secs(60));
+    let mut sql = String::new();
+    for i in 0..300 {
+        let (t, k) = (tables[i % 3], 20000 + i);
+        sql.push_str(&format!(
+            "UPDATE {t} SET v = 'post' WHERE id = {k}; DELETE FROM {t} WHERE id = {k};\n\
+             INSERT INTO {t} VALUES ({n}, 'n'); DELETE FROM {t} WHERE id = {n};\n",
+            n = 30000 + i
+        ));
+        if i % 50 == 49 {
+            pg.psql(&sql);
+            sql.clear();
+        }
+    }
+    wait_equal(&pg, &dest, &tables, Duration::from_secs(60));
+    for t in tables {
+        let left = destination::state(&dest, t)
+            .iter()
+            .filter(|r| r["id"].as_i64().is_some_and(|k| k >= 20000))
+            .count();
+        assert_eq!(left, 0, "{t}: rows updated/inserted then deleted survived");
+    }
+
     // 4. The cross-flush race: a key's insert record handed to the CLI, its delete one flush
     // later (30 ms after the commit of the insert); the delete must not overtake the insert in
     // the CLI's pipeline. Without the hold (DELETE_HOLD = 0) this is where rows survive.
