@@ -415,16 +415,29 @@ fn two_cdc_ids_at_once_and_cleanup_drops_only_one() {
 }
 
 /// Must-show 6: an update of another column keeps a 100 kB TOASTed text intact (REPLICA
-/// IDENTITY DEFAULT: the unchanged value is not in the WAL record).
+/// IDENTITY DEFAULT: the unchanged value is not in the WAL record). `STORAGE EXTERNAL` keeps the
+/// value out of line, uncompressed, whatever its content; the check that no row ever arrived
+/// with the text missing covers every record, not only the end state.
 #[test]
 fn toast_value_survives_update_of_another_column() {
     let pg = PgServer::start();
     let big = "(SELECT string_agg(md5(g::text || 'x'), '') FROM generate_series(1, 3200) g)";
     pg.psql(&format!(
         "CREATE TABLE doc (id int PRIMARY KEY, body text, n int);
+         ALTER TABLE doc ALTER body SET STORAGE EXTERNAL;
          INSERT INTO doc VALUES (1, {big}, 0);"
     ));
     assert_eq!(one(&pg, "SELECT length(body) FROM doc"), "102400");
+    // Stored in the TOAST table, not inline.
+    assert_eq!(
+        one(
+            &pg,
+            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_class d ON d.reltoastrelid = c.oid \
+             WHERE d.relname = 'doc') = 1 AND pg_relation_size((SELECT reltoastrelid FROM pg_class \
+             WHERE relname = 'doc')) > 100000"
+        ),
+        "t"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let cdc = CdcRun::new(&pg, tmp.path(), "e2e-toast", &["doc"]);
     let run = cdc.start_streaming();
