@@ -218,7 +218,7 @@ fn parse_cleanup(args: &[String]) -> Result<Command, UsageError> {
     }
 }
 
-/// Drops one `cdc_id`'s slot and publication; prints what it dropped.
+/// Drops one `cdc_id`'s slot and publication; returns one line per object (dropped or absent).
 fn cleanup_cdc(connection_string: &str, cdc_id: &str) -> Result<Vec<String>, String> {
     let names = crate::cdc::cdc_names(cdc_id).map_err(|e| format!("cdc_id: {e}"))?;
     let config = crate::wire::Config::parse(connection_string)
@@ -259,10 +259,6 @@ pub fn main() -> ExitCode {
             connection_string,
             cdc_id,
         }) => match cleanup_cdc(&connection_string, &cdc_id) {
-            Ok(dropped) if dropped.is_empty() => {
-                println!("nothing to drop for cdc_id {cdc_id:?}");
-                ExitCode::SUCCESS
-            }
             Ok(dropped) => {
                 for line in dropped {
                     println!("{line}");
