@@ -73,7 +73,9 @@ fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> 
         return Err(format!("--plugin is required\n{USAGE}"));
     }
     if opts.spec.is_empty() {
-        return Err(format!("--spec is required (the plugin's spec as JSON)\n{USAGE}"));
+        return Err(format!(
+            "--spec is required (the plugin's spec as JSON)\n{USAGE}"
+        ));
     }
     serde_json::from_str::<serde_json::Value>(&opts.spec)
         .map_err(|e| format!("--spec is not JSON: {e}"))?;
@@ -104,8 +106,13 @@ fn exec(args: &[String]) -> Result<serde_json::Value, String> {
     }
     let cmd = args.get(i + 1..).filter(|c| !c.is_empty()).ok_or(USAGE)?;
     let t = Instant::now();
-    let mut child = Measured::spawn(Command::new(&cmd[0]).args(&cmd[1..]))
-        .map_err(|e| format!("starting {}: {e}", cmd[0]))?;
+    // The child's stdout would mix into the JSON line: it goes to /dev/null (stderr is kept).
+    let mut child = Measured::spawn(
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdout(std::process::Stdio::null()),
+    )
+    .map_err(|e| format!("starting {}: {e}", cmd[0]))?;
     let exit = match child
         .wait_for(timeout)
         .map_err(|e| format!("waiting for {}: {e}", cmd[0]))?

@@ -110,9 +110,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
     std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
     let out_path = log_dir.join("plugin.stdout");
     let err_path = log_dir.join("plugin.stderr");
-    let open = |p: &Path| {
-        std::fs::File::create(p).map_err(|e| format!("creating {}: {e}", p.display()))
-    };
+    let open =
+        |p: &Path| std::fs::File::create(p).map_err(|e| format!("creating {}: {e}", p.display()));
     let sock = tmp
         .path()
         .join(format!("cq-{}.sock", uuid::Uuid::new_v4().simple()));
@@ -136,9 +135,15 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
     };
 
     let mut report = RunReport::default();
-    let result = tokio::time::timeout(opts.timeout, drive(opts, &sock, &mut child, &mut report, started))
-        .await
-        .unwrap_or_else(|_| Err(format!("timed out after {:?}", opts.timeout)));
+    let result = tokio::time::timeout(
+        opts.timeout,
+        drive(opts, &sock, &mut child, &mut report, started),
+    )
+    .await
+    .unwrap_or_else(|_| Err(format!("timed out after {:?}", opts.timeout)));
+    // Let the client's connection close (its task runs on this runtime) before the signal, so
+    // the plugin's graceful shutdown does not wait for it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let exit = child
         .stop(Duration::from_secs(15))
         .map_err(|e| format!("reaping the plugin (pid {}): {e}", child.pid()))?;
@@ -176,7 +181,10 @@ async fn drive(
             .try_wait()
             .map_err(|e| format!("watching the plugin: {e}"))?
         {
-            return Err(format!("plugin exited with code {} before serving", exit.code));
+            return Err(format!(
+                "plugin exited with code {} before serving",
+                exit.code
+            ));
         }
         if tokio::net::UnixStream::connect(sock).await.is_ok() {
             break;
@@ -278,7 +286,9 @@ async fn drive(
                     report.record_bytes += ins.record.len() as u64;
                 }
                 Some(Message::MigrateTable(_)) => report.migrate_tables += 1,
-                Some(Message::Error(e)) => report.errors.push(format!("{}: {}", e.table_name, e.error)),
+                Some(Message::Error(e)) => {
+                    report.errors.push(format!("{}: {}", e.table_name, e.error))
+                }
                 Some(Message::DeleteRecord(_)) | None => {}
             }
         }

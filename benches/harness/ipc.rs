@@ -60,8 +60,9 @@ fn read_u32(buf: &[u8], pos: usize) -> Option<u32> {
 pub fn selftest() -> Result<(), String> {
     use arrow_array::{Int64Array, RecordBatch};
     use std::sync::Arc;
-    let batch = RecordBatch::try_from_iter([("a", Arc::new(Int64Array::from_iter_values(0..7)) as _)])
-        .map_err(|e| e.to_string())?;
+    let batch =
+        RecordBatch::try_from_iter([("a", Arc::new(Int64Array::from_iter_values(0..7)) as _)])
+            .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     {
         let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())
@@ -70,7 +71,10 @@ pub fn selftest() -> Result<(), String> {
         w.write(&batch).map_err(|e| e.to_string())?;
         w.finish().map_err(|e| e.to_string())?;
     }
-    let want = IpcCount { rows: 14, batches: 2 };
+    let want = IpcCount {
+        rows: 14,
+        batches: 2,
+    };
     let got = count_rows(&out)?;
     if got != want {
         return Err(format!("count_rows: {got:?}, expected {want:?}"));
