@@ -22,7 +22,7 @@ use harness::process::Measured;
 use serde_json::json;
 
 const USAGE: &str = "usage:
-  sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x,y] [--get-tables] [--timeout SECS] [--logs DIR]
+  sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x,y] [--get-tables] [--adaptive-window] [--timeout SECS] [--logs DIR]
   sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
   sync_bench exec   [--timeout SECS] -- COMMAND [ARGS...]";
 
@@ -44,6 +44,7 @@ fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> 
         get_tables: false,
         timeout: Duration::from_secs(1800),
         keep_logs: None,
+        adaptive_window: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -64,6 +65,7 @@ fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> 
             "--get-tables" => opts.get_tables = true,
             "--timeout" => opts.timeout = Duration::from_secs_f64(secs(&value()?)?),
             "--logs" => opts.keep_logs = Some(value()?.into()),
+            "--adaptive-window" => opts.adaptive_window = true,
             // `cargo bench` passes --bench to harness = false targets.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}\n{USAGE}")),

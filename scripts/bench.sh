@@ -23,6 +23,7 @@
 #
 # --smoke: scale 0.001, one run, the readers that are installed, no cache warming; seconds.
 # CQPG_BENCH_SCALE (or --scale) multiplies every dataset's row count (and `many`'s table count).
+# CQPG_BENCH_NOTE: a sentence printed in the results (e.g. what else ran on the machine).
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
     --readers) readers="$2"; shift ;;
     --out) out="$2"; shift ;;
     --fresh) fresh=1 ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) cq_die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -102,7 +103,9 @@ plugin="$CARGO_TARGET_DIR/release/cq-source-postgresql"
 # --- the server --------------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/cq-bench.XXXXXX")"
 chmod 755 "$work"
-ds_hash="$(cat "$CQ_REPO_ROOT"/benches/datasets/*.sql "$0" | sha256sum | cut -c1-16)"
+# The loaded data are reused while the dataset SQL is unchanged (bump the suffix when the loading
+# steps below change).
+ds_hash="$( (cat "$CQ_REPO_ROOT"/benches/datasets/*.sql; echo load-v1) | sha256sum | cut -c1-16)"
 pgroot="$CQ_CACHE_DIR/bench-pg"
 datadir="$pgroot/scale-$scale"
 sockdir="$work/sock"
@@ -294,7 +297,7 @@ versions="$versions CloudQuery CLI $("$CQ_CACHE_DIR/bin/cloudquery" --version 2>
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
 python3 "$CQ_REPO_ROOT/benches/report.py" --results "$results" --out "$out" --command "$cmdline" \
     --machine "$machine" --versions "$versions" --runs "$runs" --scale "$scale" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-    --load "$(uptime | sed 's/.*load average/load average/')"
+    --load "$(uptime | sed 's/.*load average/load average/')" --note "${CQPG_BENCH_NOTE:-}"
 cq_log "results: $out (raw: $results)"
 if [ "$smoke" = 1 ]; then
     # The smoke passes when every reader produced a figure and the plugin delivered every row.

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Where the plugin's stdout/stderr go (a file per stream); a temporary directory otherwise.
     pub keep_logs: Option<PathBuf>,
+    /// grpc-go-like adaptive (BDP) HTTP/2 windows instead of hyper's fixed 2 MiB / 5 MiB.
+    pub adaptive_window: bool,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +55,8 @@ pub struct RunReport {
     pub record_bytes: u64,
     pub errors: Vec<String>,
     pub total_s: f64,
+    /// CPU the harness itself used (HTTP/2, protobuf, IPC header reads), for context.
+    pub harness_cpu_s: f64,
     pub exit: Option<Exit>,
 }
 
@@ -85,6 +89,7 @@ impl RunReport {
             "record_bytes": self.record_bytes,
             "errors": self.errors,
             "total_s": self.total_s,
+            "harness_cpu_s": self.harness_cpu_s,
             "plugin_user_s": user,
             "plugin_sys_s": sys,
             "plugin_cpu_s": user.zip(sys).map(|(u, s)| u + s),
@@ -117,6 +122,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
         .join(format!("cq-{}.sock", uuid::Uuid::new_v4().simple()));
 
     let started = Instant::now();
+    let cpu0 = super::process::self_cpu_s();
     let mut child = Measured::spawn(
         Command::new(&opts.plugin)
             .args(["serve", "--log-level", "info", "--log-format", "json"])
@@ -148,6 +154,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
         .stop(Duration::from_secs(15))
         .map_err(|e| format!("reaping the plugin (pid {}): {e}", child.pid()))?;
     report.total_s = started.elapsed().as_secs_f64();
+    report.harness_cpu_s = super::process::self_cpu_s() - cpu0;
     report.exit = Some(exit);
     match result {
         Ok(()) => Ok(report),
@@ -155,10 +162,14 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
     }
 }
 
-async fn connect(sock: &Path) -> Result<Channel, tonic::transport::Error> {
+async fn connect(sock: &Path, adaptive_window: bool) -> Result<Channel, tonic::transport::Error> {
     let sock = sock.to_path_buf();
     // The URI is ignored by the connector; the host is only what goes into :authority.
+    // HTTP/2 receive windows: hyper's fixed 2 MiB per stream / 5 MiB per connection by default;
+    // `adaptive_window` sizes them from the measured bandwidth-delay product instead, starting
+    // at 64 KiB, which is what grpc-go's client (the CLI) does.
     Endpoint::from_static("http://localhost")
+        .http2_adaptive_window(adaptive_window)
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let sock = sock.clone();
             async move {
@@ -191,7 +202,7 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let channel = connect(sock)
+    let channel = connect(sock, opts.adaptive_window)
         .await
         .map_err(|e| format!("connecting to {}: {e}", sock.display()))?;
     report.start_s = started.elapsed().as_secs_f64();

@@ -118,3 +118,15 @@ impl Drop for Measured {
         }
     }
 }
+
+/// User + system CPU seconds this process (the harness) has used so far.
+pub fn self_cpu_s() -> f64 {
+    // SAFETY: zeroed rusage is valid; getrusage writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a pointer to a live local.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
