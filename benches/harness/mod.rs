@@ -1,0 +1,5 @@
+//! The benchmark harness: launches a CloudQuery source plugin as the CLI does and measures it.
+
+pub mod client;
+pub mod ipc;
+pub mod process;

