@@ -12,6 +12,7 @@
 #   CQPG_LONG=1           also run the long tests (#[ignore]d ones) and fuzz 300 s per target
 #   CQPG_FUZZ_SECONDS     seconds per fuzz target
 #   CQPG_SKIP_FUZZ=1      skip step 3 (and the cargo-fuzz install)
+#   CQPG_SKIP_BENCH=1     skip step 4 (the benchmark smoke run)
 #   CI=true               non-interactive run: no colours, Cargo.lock must be up to date
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -118,6 +119,14 @@ elif [ -f fuzz/Cargo.toml ]; then
     fi
 else
     results+=("SKIP  fuzz (no fuzz/ directory yet)")
+fi
+
+# 4. Benchmark smoke: the side-by-side harness at a tiny scale, one run, so it never rots
+#    (figures are not judged here; the full run is `bash scripts/bench.sh`).
+if [ "${CQPG_SKIP_BENCH:-0}" = 1 ]; then
+    results+=("SKIP  bench smoke (CQPG_SKIP_BENCH=1)")
+else
+    run_step "bench smoke" bash scripts/bench.sh --smoke
 fi
 
 summary
