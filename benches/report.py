@@ -162,8 +162,8 @@ def report(args):
         "## Not measured yet",
         "",
         "- CDC throughput (changes/s from a pgbench-style workload) and commit → emit latency p50/p99 at",
-        "  1,000 transactions/s: TODO (the CDC engine reached `main` after this branch was cut; the harness
-  already speaks Sync, what is missing is a pgbench-style writer and commit → emit timestamps).",
+        "  1,000 transactions/s: TODO (the harness already speaks Sync; what is missing is a",
+        "  pgbench-style writer and commit → emit timestamps).",
         "",
         f"Raw measurements (one JSON object per run): `{args.results.split('/')[-1]}` beside this file when",
         "the script wrote it there.",
