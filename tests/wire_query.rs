@@ -137,6 +137,66 @@ async fn server_errors_keep_every_field_and_the_connection() {
     assert!(conn.simple_query("").await.expect("empty").is_empty());
 }
 
+/// COPY over TCP reads with a raised receive low-water mark (`src/wire/batched_read.rs`). A
+/// producer slower than the mark must still deliver every row, the tail of a COPY smaller than the
+/// mark must not wait for more data, and the mark must be restored afterwards, or the next small
+/// reply would never wake the reader.
+#[tokio::test]
+async fn batched_copy_reads_deliver_slow_streams_and_restore_the_socket() {
+    let pg = PgServer::start();
+    let mut conn = connect(&pg).await;
+    let guard = Duration::from_secs(60);
+    let slow = async {
+        // 40 rows, one every ~5 ms: each arrives far below the low-water mark.
+        let mut copy = conn
+            .copy_out(
+                "COPY (SELECT g FROM generate_series(1, 40) g, LATERAL pg_sleep(0.005)) TO STDOUT",
+            )
+            .await
+            .expect("copy starts");
+        let mut rows = Vec::new();
+        while let Some(frame) = copy.next_frame().await.expect("frame") {
+            rows.push(String::from_utf8(frame.to_vec()).expect("utf8"));
+        }
+        rows
+    };
+    let rows = tokio::time::timeout(guard, slow)
+        .await
+        .expect("slow COPY ends");
+    let expected: Vec<String> = (1..=40).map(|g| format!("{g}\n")).collect();
+    assert_eq!(rows, expected);
+
+    // A bulk COPY (~4 MB, many low-water marks' worth) followed by a small tail.
+    let bulk = async {
+        let mut copy = conn
+            .copy_out(
+                "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g) TO STDOUT",
+            )
+            .await
+            .expect("copy starts");
+        let (mut n, mut last) = (0u64, Vec::new());
+        while let Some(frame) = copy.next_frame().await.expect("frame") {
+            n += 1;
+            last = frame.to_vec();
+        }
+        (n, last, copy.rows())
+    };
+    let (n, last, tag_rows) = tokio::time::timeout(guard, bulk)
+        .await
+        .expect("bulk COPY ends");
+    assert_eq!((n, tag_rows), (20000, Some(20000)));
+    assert_eq!(last, format!("20000\t{}\n", "x".repeat(200)).into_bytes());
+
+    // The socket is back to waking on every byte: a small reply arrives without a COPY around it.
+    for _ in 0..20 {
+        let r = tokio::time::timeout(guard, conn.simple_query("SELECT 42"))
+            .await
+            .expect("query after COPY does not hang")
+            .expect("query");
+        assert_eq!(r[0].rows[0][0].as_deref(), Some("42"));
+    }
+}
+
 #[tokio::test]
 async fn copy_out_frames_and_abandoned_copy() {
     let pg = PgServer::start();

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 
+use super::batched_read::{self, LOW_WATER};
 use super::codec::{self, tag, Frame};
 use super::config::Config;
 use super::error::{Error, ServerError};
@@ -167,6 +169,9 @@ pub struct Connection {
     pub(super) peer: String,
     /// From the last ReadyForQuery: `I` idle, `T` in a transaction, `E` in a failed transaction.
     pub(super) transaction_status: u8,
+    /// Whether the socket's receive low-water mark is raised for a bulk stream (see
+    /// [`super::batched_read`]); reads then wait at most [`batched_read::WAIT`] for it.
+    pub(super) bulk_reads: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -317,7 +322,12 @@ impl Connection {
                     let need = codec::needed(&self.read_buf).ok().flatten().unwrap_or(5);
                     let want = need.saturating_sub(self.read_buf.len()).max(READ_CHUNK);
                     self.read_buf.reserve(want);
-                    match self.stream.read_buf(&mut self.read_buf).await {
+                    let read = if self.bulk_reads {
+                        self.read_batched().await
+                    } else {
+                        self.stream.read_buf(&mut self.read_buf).await
+                    };
+                    match read {
                         Ok(0) => {
                             self.state = State::Broken;
                             return Err(lost(&format!("reading from {}", self.peer)));
@@ -335,6 +345,47 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The TCP socket beneath the stream (also under TLS); `None` for unix-domain sockets.
+    fn tcp_fd(&self) -> Option<RawFd> {
+        match &self.stream {
+            Stream::Tcp(s) => Some(s.as_raw_fd()),
+            Stream::Tls(s) => Some(s.get_ref().0.as_raw_fd()),
+            Stream::Unix(_) => None,
+        }
+    }
+
+    /// Raises (`true`) or restores (`false`) the socket's receive low-water mark, so a bulk
+    /// stream is read in fewer, larger reads. Best effort: where the mark cannot be set, reads
+    /// stay as they were.
+    pub(crate) fn set_bulk_reads(&mut self, on: bool) {
+        if self.bulk_reads == on {
+            return;
+        }
+        let Some(fd) = self.tcp_fd() else { return };
+        let mark = if on { LOW_WATER } else { 1 };
+        match batched_read::set_low_water(fd, mark) {
+            Ok(()) => self.bulk_reads = on,
+            Err(e) => wire_log!(Level::Debug, "SO_RCVLOWAT not set", error = e.to_string()),
+        }
+    }
+
+    /// A read in bulk mode: wait for the low-water mark, but not longer than
+    /// [`batched_read::WAIT`]; then lower the mark, take what has arrived and raise it again.
+    async fn read_batched(&mut self) -> io::Result<usize> {
+        let read = self.stream.read_buf(&mut self.read_buf);
+        if let Ok(r) = tokio::time::timeout(batched_read::WAIT, read).await {
+            return r;
+        }
+        let Some(fd) = self.tcp_fd() else {
+            return self.stream.read_buf(&mut self.read_buf).await;
+        };
+        // If the mark cannot be lowered the read could wait forever: fail the connection instead.
+        batched_read::set_low_water(fd, 1)?;
+        let r = self.stream.read_buf(&mut self.read_buf).await;
+        batched_read::set_low_water(fd, LOW_WATER)?;
+        r
     }
 
     pub(crate) fn write_buf_mut(&mut self) -> &mut BytesMut {
@@ -419,6 +470,7 @@ impl Connection {
                 loop {
                     let f = self.next_message().await?;
                     if f.tag == tag::READY_FOR_QUERY {
+                        self.set_bulk_reads(false);
                         self.state = State::Idle;
                         return Ok(());
                     }

@@ -18,6 +18,7 @@ impl Connection {
     /// Starts `sql` (a `COPY … TO STDOUT …`) and returns the stream of its CopyData payloads.
     pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOut<'_>, Error> {
         self.start_copy(sql, tag::COPY_OUT_RESPONSE).await?;
+        self.set_bulk_reads(true);
         Ok(CopyOut {
             conn: self,
             done: false,
@@ -51,6 +52,7 @@ impl CopyOut<'_> {
                 }
                 tag::READY_FOR_QUERY => {
                     self.done = true;
+                    self.conn.set_bulk_reads(false);
                     if self.conn.state == State::CopyOut {
                         self.conn.state = State::Idle;
                     }

@@ -9,6 +9,7 @@
 //! - [`error`]: the typed errors.
 
 pub mod auth;
+mod batched_read;
 pub mod codec;
 pub mod config;
 pub mod connection;

@@ -58,6 +58,7 @@ impl Connection {
             tls,
             peer,
             transaction_status: b'I',
+            bulk_reads: false,
         };
         let mut params: Vec<(&str, &str)> = vec![
             ("user", cfg.user.as_str()),
