@@ -32,12 +32,13 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, StringBuilder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, GenericByteBuilder,
+    StringBuilder,
 };
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Time32MillisecondType,
-    Time32SecondType, Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampSecondType, UInt32Type, UInt64Type,
+    ByteArrayType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampSecondType, UInt32Type, UInt64Type,
 };
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, TimeUnit};
@@ -230,14 +231,45 @@ impl ColumnReader {
     }
 
     /// The values appended since the last call, as one Arrow array; the reader starts afresh.
+    ///
+    /// The next batch's builder starts with this batch's capacity (rows and value bytes), so a
+    /// steady stream of batches allocates once per column and batch instead of regrowing (and
+    /// copying) from Arrow's small default every time.
     pub fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
-        dispatch!(
-            &mut self.inner,
-            b => Ok(Arc::new(b.finish()) as ArrayRef),
-            f => f.finish(),
-            l => l.finish()
-        )
+        Ok(match &mut self.inner {
+            Inner::Bool(b) => {
+                let rows = b.len();
+                let array = b.finish();
+                *b = BooleanBuilder::with_capacity(rows);
+                Arc::new(array)
+            }
+            Inner::Text(b) | Inner::Char(b) | Inner::Numeric(b) => finish_bytes(b),
+            Inner::Bytea(b) | Inner::Json(b) | Inner::Jsonb(b) | Inner::Inet(b, _) => {
+                finish_bytes(b)
+            }
+            Inner::MacAddr(b) | Inner::MacAddr8(b) => finish_bytes(b),
+            Inner::Uuid(b) => {
+                let rows = b.len();
+                let array = b.finish();
+                *b = FixedSizeBinaryBuilder::with_capacity(rows, 16);
+                Arc::new(array)
+            }
+            other => dispatch!(
+                other,
+                b => Arc::new(b.finish()) as ArrayRef,
+                f => f.finish()?,
+                l => l.finish()?
+            ),
+        })
     }
+}
+
+/// Finishes a string or binary builder and replaces it with one of the same capacity.
+fn finish_bytes<T: ByteArrayType>(b: &mut GenericByteBuilder<T>) -> ArrayRef {
+    let (rows, bytes) = (b.len(), b.values_slice().len());
+    let array = b.finish();
+    *b = GenericByteBuilder::with_capacity(rows, bytes);
+    Arc::new(array)
 }
 
 /// `"char"`: see the module docs.

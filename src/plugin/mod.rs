@@ -4,7 +4,8 @@
 //! - [`server`]: runtime, listener (unix socket or TCP), signals, bounded shutdown.
 //! - [`transport`]: the unix-socket `:authority` normaliser that lets h2 accept grpc-go's requests.
 //! - [`service`]: discovery v1 and plugin v3 over the [`service::Source`] seam that the catalog,
-//!   sync and CDC layers implement; Arrow IPC encoding; the Sync stream.
+//!   sync and CDC layers implement; the Sync stream.
+//! - [`ipc`]: records as Arrow IPC streams, each table's schema message encoded once.
 //! - [`spec`] / [`spec_schema`]: the spec's rules, once as a validator and once as the JSON Schema
 //!   GetSpecSchema returns.
 //! - [`pb`]: generated protobuf messages, servers and clients.
@@ -13,6 +14,7 @@
 //! [`service::SyncRequest`], [`service::SyncMessage`] and Arrow schemas/batches.
 
 pub mod cli;
+pub mod ipc;
 pub mod pb;
 pub mod server;
 pub mod service;

@@ -31,6 +31,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::ipc::IpcEncoder;
+pub use super::ipc::{encode_batch, encode_schema};
 use super::pb::discovery::v1 as disc;
 use super::pb::plugin::v3 as pb;
 use super::spec::{ConnStringCheck, Spec};
@@ -237,6 +239,8 @@ pub enum SendError {
 pub struct SyncSender {
     tx: mpsc::Sender<Result<pb::sync::Response, Status>>,
     with_error_messages: bool,
+    /// Shared by the clones: each table's schema message is encoded once.
+    ipc: IpcEncoder,
 }
 
 /// The receiving end of a [`SyncSender`]: encoded Sync responses, then at most one failed status.
@@ -251,6 +255,7 @@ impl SyncSender {
             SyncSender {
                 tx,
                 with_error_messages,
+                ipc: IpcEncoder::default(),
             },
             rx,
         )
@@ -291,10 +296,13 @@ impl SyncSender {
             }
             SyncMessage::Insert(batch) => {
                 let table = table_name_of(&batch.schema());
-                let bytes = encode_batch(&batch).map_err(|source| SendError::Encode {
-                    table: table.clone(),
-                    source,
-                })?;
+                let bytes = self
+                    .ipc
+                    .encode(&batch)
+                    .map_err(|source| SendError::Encode {
+                        table: table.clone(),
+                        source,
+                    })?;
                 check_size(&table, bytes.len())?;
                 Message::Insert(pb::sync::MessageInsert { record: bytes })
             }
@@ -369,24 +377,6 @@ fn encode_delete(d: DeleteRecord) -> Result<pb::sync::MessageDeleteRecord, SendE
             })
             .collect(),
     })
-}
-
-/// An Arrow IPC stream holding only `schema` (GetTables, `migrate_table`).
-pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>, ArrowError> {
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), schema)?;
-    writer.finish()?;
-    writer.into_inner()
-}
-
-/// An Arrow IPC stream holding the batch's schema and exactly that one batch (`insert`).
-pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(
-        Vec::with_capacity(batch.get_array_memory_size() + 1024),
-        &batch.schema(),
-    )?;
-    writer.write(batch)?;
-    writer.finish()?;
-    writer.into_inner()
 }
 
 /// The seam between the gRPC surface and the product: catalog, sync and CDC implement it.
