@@ -1,6 +1,7 @@
 """Turns scripts/bench.sh's JSON lines into the Markdown table of docs/benchmarks.md.
 
     python3 benches/report.py --results R.jsonl --out OUT.md --command … --machine … --versions … --runs N --scale F --date D --load L
+    python3 benches/report.py --results R.jsonl --out docs/benchmarks.md --cdc-section-only --command … (replace only the CDC section)
     python3 benches/report.py --results R.jsonl --check-smoke --readers "…" --datasets "…"
 
 Standard library only (runs with the system python3).
@@ -8,6 +9,7 @@ Standard library only (runs with the system python3).
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -43,7 +45,7 @@ def fmt(v, digits=2):
 def by_table(results):
     groups = defaultdict(lambda: defaultdict(list))
     for r in results:
-        if r["dataset"] != "many":
+        if r["dataset"] not in ("many", "cdc"):
             groups[r["table"]][r["reader"]].append(r)
     return groups
 
@@ -157,20 +159,177 @@ def report(args):
             )
         lines.append("")
 
+    lines += cdc_section(results, args, standalone=False)
     lines += goals(s, many)
     lines += [
-        "## Not measured yet",
-        "",
-        "- CDC throughput (changes/s from a pgbench-style workload) and commit → emit latency p50/p99 at",
-        "  1,000 transactions/s: TODO (the harness already speaks Sync; what is missing is a",
-        "  pgbench-style writer and commit → emit timestamps).",
-        "",
         f"Raw measurements (one JSON object per run): `{args.results.split('/')[-1]}` beside this file when",
         "the script wrote it there.",
         "",
     ]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
+
+
+CDC_BEGIN = "<!-- cdc:begin -->"
+CDC_END = "<!-- cdc:end -->"
+
+
+def spread(rs, key, scale=1.0, digits=2):
+    """'median (min–max)' of one figure over the runs."""
+    values = [r.get(key) for r in rs if r.get(key) is not None]
+    if not values:
+        return "–"
+    m = statistics.median(values) * scale
+    if len(values) == 1:
+        return f"{m:,.{digits}f}"
+    return f"{m:,.{digits}f} ({min(values) * scale:,.{digits}f}–{max(values) * scale:,.{digits}f})"
+
+
+def per_run(rs, f):
+    values = [f(r) for r in rs]
+    return [v for v in values if v is not None]
+
+
+def cdc_section(results, args, standalone):
+    """The CDC section, between markers so that a CDC-only run can replace it."""
+    rs = [r for r in results if r["dataset"] == "cdc" and r["reader"] == "plugin-cdc"]
+    lines = [CDC_BEGIN, "## CDC: throughput and latency (`cdc` dataset)", ""]
+    if standalone:
+        lines += [
+            "This section comes from its own run (the tables above from the run described at the top):",
+            "",
+            f"- **Command:** `{args.command}` ({args.runs} run(s), scale {args.scale})",
+            f"- **Date:** {args.date}; {args.load} at the end of the run",
+            f"- **Machine:** {args.machine}",
+            f"- **Versions:** {args.versions}",
+        ]
+        if args.note:
+            lines.append(f"- **Note on this run:** {args.note}")
+        lines += [f"- Raw measurements: `{args.results.split('/')[-1]}` beside this file.", ""]
+    if not rs:
+        lines += ["Not measured in this run (`--datasets` without `cdc`).", "", CDC_END, ""]
+        return lines
+    r0 = rs[0]
+    mb = (r0.get("wal_bytes") or 0) / 2**20
+    lines += [
+        "Method (`sync_bench cdc`, `benches/harness/cdc.rs`; every run on a fresh copy of the database):",
+        f"the plugin (spec `cdc_id`, defaults otherwise) takes the initial snapshot of `cdc_accounts`",
+        f"({r0.get('snapshot_rows_expected', 0):,} rows); the snapshot counts as finished when every row arrived",
+        "and the server shows the slot's walsender `streaming`. The plugin is stopped, and a backlog is",
+        f"committed: {r0.get('changes', 0):,} row changes ({r0.get('changes_updates', 0):,} updates, "
+        f"{r0.get('changes_inserts', 0):,} inserts, {r0.get('changes_deletes', 0):,} deletes, each key touched once,",
+        f"pgbench-like: update accounts, append history, insert and delete accounts) in "
+        f"{r0.get('transactions', 0):,} transactions, {mb:,.0f} MiB of WAL.",
+        "**Drain**: the plugin is started again, resumes from its slot and decodes the backlog as fast as the",
+        "server sends it (the catch-up path after any pause); changes/s = changes ÷ (last − first change",
+        "received by the harness), every key checked. CPU over that window from `/proc/<pid>/stat`.",
+        "**Ceiling**: `pg_logical_slot_peek_binary_changes` over exactly the same WAL on a second slot, with",
+        "the plugin's pgoutput options, rows counted in the backend: what the server's decoding costs with",
+        "no network and no client. **Latency**: then, on the live stream, a writer commits single-row",
+        "`INSERT`s at 1,000 transactions/s (open loop, `synchronous_commit = on` for its session) and",
+        "keeps the instant each COMMIT returned; latency = insert record holding that row received by the",
+        "harness − COMMIT returned, both on one monotonic clock. The plugin's batching linger is 20 ms",
+        "(`src/cdc/batch.rs` `DEFAULT_LINGER`) from the first change of a group, so a row waits 0–20 ms",
+        "(about 10 ms on average at this rate) by design. A record can arrive a little before the writer",
+        "thread sees its COMMIT return (the walsender sends once the WAL is flushed, and the machine is",
+        f"busy): such negative latencies are kept as measured ({sum(r.get('latency_negative') or 0 for r in rs)} "
+        "in all runs).",
+        "",
+        "| figure | median (min–max) over runs |",
+        "|---|---|",
+    ]
+
+    def row(label, value):
+        lines.append(f"| {label} | {value} |")
+
+    row("initial snapshot: rows/s (Sync → last snapshot row)",
+        spread([{"v": r["snapshot_rows"] / r["snapshot_s"]} for r in rs if r.get("snapshot_s")], "v", digits=0))
+    row("**drain: changes/s decoded and emitted** (first → last change received)", spread(rs, "changes_per_s", digits=0))
+    row("drain: seconds (first → last change)", spread(rs, "drain_s"))
+    row("drain: changes/s from the Sync call (includes slot acquisition, first transaction)",
+        spread([{"v": r["changes"] / r["drain_from_sync_s"]} for r in rs if r.get("drain_from_sync_s")], "v", digits=0))
+    row("server ceiling: `pg_logical_slot_peek_binary_changes` changes/s", spread(rs, "ceiling_changes_per_s", digits=0))
+    row("drain ÷ ceiling",
+        spread([{"v": r["changes_per_s"] / r["ceiling_changes_per_s"]} for r in rs
+                if r.get("changes_per_s") and r.get("ceiling_changes_per_s")], "v"))
+    row("plugin CPU during the drain: s", spread(rs, "plugin_cpu_drain_s"))
+    row("plugin CPU during the drain: % of one core",
+        spread([{"v": r["plugin_cpu_drain_s"] / r["drain_s"]} for r in rs
+                if r.get("plugin_cpu_drain_s") is not None and r.get("drain_s")], "v", 100, 0))
+    row("plugin CPU per change: µs",
+        spread([{"v": r["plugin_cpu_drain_s"] / r["changes"]} for r in rs
+                if r.get("plugin_cpu_drain_s") is not None and r.get("changes")], "v", 1e6))
+    row("walsender CPU during the drain: % of one core",
+        spread([{"v": r["walsender_cpu_drain_s"] / r["drain_s"]} for r in rs
+                if r.get("walsender_cpu_drain_s") is not None and r.get("drain_s")], "v", 100, 0))
+    row("walsender CPU per change: µs",
+        spread([{"v": r["walsender_cpu_drain_s"] / r["changes"]} for r in rs
+                if r.get("walsender_cpu_drain_s") is not None and r.get("changes")], "v", 1e6))
+    row("harness CPU during the drain: s (decodes the key column of every record)", spread(rs, "harness_cpu_drain_s"))
+
+    def total_us(r):
+        parts = [r.get("plugin_cpu_drain_s"), r.get("walsender_cpu_drain_s"), r.get("harness_cpu_drain_s")]
+        return None if None in parts or not r.get("changes") else sum(parts) / r["changes"] * 1e6
+
+    cores = os.cpu_count() or 1
+    row("plugin + walsender + harness CPU per change: µs", spread([{"v": total_us(r)} for r in rs if total_us(r)], "v"))
+    row(f"CPU bound on this machine's {cores} cores: changes/s ({cores} ÷ the line above)",
+        spread([{"v": cores / total_us(r) * 1e6} for r in rs if total_us(r)], "v", digits=0))
+    row("server ceiling: backend CPU per change: µs",
+        spread([{"v": r["ceiling_backend_cpu_s"] / r["changes"]} for r in rs
+                if r.get("ceiling_backend_cpu_s") is not None and r.get("changes")], "v", 1e6))
+    row("plugin peak RSS, restarted run (drain + latency): MiB", spread(rs, "plugin_max_rss_kib", 1 / 1024, 1))
+    row("plugin peak RSS, snapshot run: MiB", spread(rs, "snapshot_plugin_max_rss_kib", 1 / 1024, 1))
+    row("latency writer: transactions committed / achieved tx/s",
+        f"{spread(rs, 'latency_committed', digits=0)} / {spread(rs, 'latency_achieved_tps', digits=0)}")
+    row("**latency p50** ms", spread(rs, "latency_p50_ms", digits=1))
+    row("latency p90 ms", spread(rs, "latency_p90_ms", digits=1))
+    row("**latency p99** ms", spread(rs, "latency_p99_ms", digits=1))
+    row("latency max ms", spread(rs, "latency_max_ms", digits=1))
+    lost = sum((r.get("lost_changes") or 0) + (r.get("latency_lost") or 0) for r in rs)
+    dups = sum((r.get("duplicate_changes") or 0) + (r.get("latency_duplicates") or 0) for r in rs)
+    unexpected = sum((r.get("unexpected_changes") or 0) + (r.get("latency_unexpected") or 0) for r in rs)
+    row("changes lost / duplicated / unexpected, all runs", f"{lost} / {dups} / {unexpected}")
+    lines.append("")
+
+    lines += ["| CDC goal (issue 6) | measured (median) | met |", "|---|---|---|"]
+    rate = med([r.get("changes_per_s") for r in rs])
+    p50 = med([r.get("latency_p50_ms") for r in rs])
+    p99 = med([r.get("latency_p99_ms") for r in rs])
+    tps = med([r.get("latency_achieved_tps") for r in rs])
+
+    def goal(g, m, ok):
+        lines.append(f"| {g} | {m} | {'–' if ok is None else ('yes' if ok else '**no**')} |")
+
+    goal("≥ 250,000 row changes/s decoded and emitted", "–" if rate is None else f"{rate:,.0f}/s", None if rate is None else rate >= 250_000)
+    goal(f"latency p50 ≤ 50 ms at 1,000 tx/s (achieved {fmt(tps, 0)} tx/s)", f"{fmt(p50, 1)} ms", None if p50 is None else p50 <= 50)
+    goal("latency p99 ≤ 250 ms at 1,000 tx/s", f"{fmt(p99, 1)} ms", None if p99 is None else p99 <= 250)
+    goal("no change lost", f"{lost} lost", lost == 0)
+    lines += ["", CDC_END, ""]
+    return lines
+
+
+def splice_cdc(args):
+    """Replaces the CDC section of an existing report (or adds it before the goals)."""
+    results = load(args.results)
+    section = cdc_section(results, args, standalone=True)
+    with open(args.out) as f:
+        text = f.read().split("\n")
+    if CDC_BEGIN in text and CDC_END in text:
+        a, b = text.index(CDC_BEGIN), text.index(CDC_END)
+        # Drop the blank line after the end marker too: the section brings its own.
+        b += 1 if b + 1 < len(text) and text[b + 1] == "" else 0
+        text = text[:a] + section + text[b + 1:]
+    else:
+        # Older reports: drop the "Not measured yet" TODO, add the section before the goals.
+        if "## Not measured yet" in text:
+            a = text.index("## Not measured yet")
+            b = next((i for i in range(a + 1, len(text)) if text[i].startswith("Raw measurements")), len(text))
+            text = text[:a] + text[b:]
+        at = next((i for i, l in enumerate(text) if l.startswith("## Goals of issue 6")), len(text))
+        text = text[:at] + section + text[at:]
+    with open(args.out, "w") as f:
+        f.write("\n".join(text))
 
 
 def goals(s, many):
@@ -233,6 +392,28 @@ def check_smoke(args):
     if "many" in args.datasets.split() and "plugin" in args.readers.split():
         if not any(r["reader"] == "plugin-tables" for r in results):
             problems.append("many: no Init + GetTables figure")
+    if "cdc" in args.datasets.split() and "plugin" in args.readers.split():
+        rs = [r for r in results if r["dataset"] == "cdc" and r["reader"] == "plugin-cdc"]
+        if not rs:
+            problems.append("cdc: no figure (the run failed)")
+        for r in rs:
+            # Expected counts come from PostgreSQL (the writer's command tags), not from the plugin.
+            if not r.get("changes") or not r.get("changes_per_s"):
+                problems.append("cdc: no throughput figure")
+            if r.get("snapshot_rows") != r.get("snapshot_rows_expected"):
+                problems.append(f"cdc: snapshot delivered {r.get('snapshot_rows')} rows, PostgreSQL counted {r.get('snapshot_rows_expected')}")
+            if r.get("received_changes") != r.get("changes") or r.get("lost_changes"):
+                problems.append(f"cdc: {r.get('lost_changes')} of {r.get('changes')} backlog changes lost")
+            if r.get("unexpected_changes"):
+                problems.append(f"cdc: {r.get('unexpected_changes')} unexpected changes in the drain")
+            if not r.get("latency_committed") or r.get("latency_p50_ms") is None:
+                problems.append("cdc: no latency figure")
+            if r.get("latency_lost"):
+                problems.append(f"cdc: {r.get('latency_lost')} of {r.get('latency_committed')} latency transactions lost")
+            if r.get("ceiling_changes_per_s") is None:
+                problems.append("cdc: no server ceiling figure")
+            if r.get("errors"):
+                problems.append(f"cdc: error messages {r.get('errors')}")
     for p in problems:
         print(f"bench smoke: {p}", file=sys.stderr)
     print(f"bench smoke: {'FAIL' if problems else 'PASS'} ({len(results)} measurements)")
@@ -252,11 +433,15 @@ def main():
     p.add_argument("--load", default="")
     p.add_argument("--note", default="")
     p.add_argument("--check-smoke", action="store_true")
+    p.add_argument("--cdc-section-only", action="store_true")
     p.add_argument("--readers", default="")
     p.add_argument("--datasets", default="")
     args = p.parse_args()
     if args.check_smoke:
         sys.exit(check_smoke(args))
+    if args.cdc_section_only:
+        splice_cdc(args)
+        return
     report(args)
 
 

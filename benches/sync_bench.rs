@@ -3,11 +3,14 @@
 //! ```text
 //! sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x] [--timeout SECS] [--logs DIR]
 //! sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
+//! sync_bench cdc    --plugin BIN --spec JSON [--changes N] [--txn-changes N] [--latency-seconds S] [--rate TPS] [--timeout SECS] [--logs DIR]
 //! sync_bench exec   [--timeout SECS] -- COMMAND [ARGS…]
 //! ```
 //! `sync`: launch the plugin as the CLI does, Init, Sync, count rows/bytes from the Arrow IPC
-//! headers and discard them. `tables`: Init + GetTables only. `exec`: run any command and measure
-//! it the same way (wall, user+sys CPU and peak RSS of the child from `wait4`), for the peers.
+//! headers and discard them. `tables`: Init + GetTables only. `cdc`: CDC throughput (a backlog
+//! drained on restart), commit → receive latency and the server's decoding ceiling, on a fresh
+//! copy of the `cdc` dataset (see `harness/cdc.rs`). `exec`: run any command and measure it the
+//! same way (wall, user+sys CPU and peak RSS of the child from `wait4`), for the peers.
 //! Each prints one JSON object on stdout; errors go to stderr with exit code 1.
 //! `scripts/bench.sh` drives it; see `docs/benchmarks.md`.
 
@@ -17,6 +20,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use harness::cdc::CdcOptions;
 use harness::client::{run, RunOptions};
 use harness::process::Measured;
 use serde_json::json;
@@ -24,6 +28,7 @@ use serde_json::json;
 const USAGE: &str = "usage:
   sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x,y] [--get-tables] [--adaptive-window] [--timeout SECS] [--logs DIR]
   sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
+  sync_bench cdc    --plugin BIN --spec JSON [--changes N] [--txn-changes N] [--latency-seconds S] [--rate TPS] [--idle-timeout SECS] [--timeout SECS] [--logs DIR]
   sync_bench exec   [--timeout SECS] -- COMMAND [ARGS...]";
 
 fn list(v: &str) -> Vec<String> {
@@ -81,6 +86,51 @@ fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> 
     }
     serde_json::from_str::<serde_json::Value>(&opts.spec)
         .map_err(|e| format!("--spec is not JSON: {e}"))?;
+    Ok(opts)
+}
+
+fn parse_cdc_args(args: &[String]) -> Result<CdcOptions, String> {
+    let mut opts = CdcOptions {
+        plugin: PathBuf::new(),
+        spec: String::new(),
+        changes: 1_000_000,
+        txn_changes: 1000,
+        latency_seconds: 15.0,
+        rate: 1000.0,
+        idle_timeout: Duration::from_secs(60),
+        timeout: Duration::from_secs(1800),
+        keep_logs: None,
+    };
+    let count = |v: String| {
+        v.parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("not a positive integer: {v}"))
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--plugin" => opts.plugin = value()?.into(),
+            "--spec" => opts.spec = value()?,
+            "--changes" => opts.changes = count(value()?)?,
+            "--txn-changes" => opts.txn_changes = count(value()?)?,
+            "--latency-seconds" => opts.latency_seconds = secs(&value()?)?,
+            "--rate" => opts.rate = secs(&value()?)?,
+            "--idle-timeout" => opts.idle_timeout = Duration::from_secs_f64(secs(&value()?)?),
+            "--timeout" => opts.timeout = Duration::from_secs_f64(secs(&value()?)?),
+            "--logs" => opts.keep_logs = Some(value()?.into()),
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    if opts.plugin.as_os_str().is_empty() || opts.spec.is_empty() {
+        return Err(format!("--plugin and --spec are required\n{USAGE}"));
+    }
     Ok(opts)
 }
 
@@ -153,6 +203,13 @@ fn main() -> ExitCode {
                 .build()
                 .map_err(|e| format!("tokio runtime: {e}"))?;
             rt.block_on(run(&opts)).map(|r| r.to_json())
+        }),
+        "cdc" => parse_cdc_args(rest).and_then(|opts| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            rt.block_on(harness::cdc::run(&opts))
         }),
         "exec" => exec(rest),
         "selftest" => harness::ipc::selftest().map(|()| json!({"selftest": "ok"})),

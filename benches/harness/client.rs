@@ -105,60 +105,160 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-/// Runs the plugin once. Errors name the step that failed and carry the plugin's last log lines.
-pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
-    let tmp = tempfile::Builder::new()
-        .prefix("cq-bench-")
-        .tempdir()
-        .map_err(|e| format!("creating a temporary directory: {e}"))?;
-    let log_dir = opts.keep_logs.clone().unwrap_or_else(|| tmp.path().into());
-    std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
-    let out_path = log_dir.join("plugin.stdout");
-    let err_path = log_dir.join("plugin.stderr");
-    let open =
-        |p: &Path| std::fs::File::create(p).map_err(|e| format!("creating {}: {e}", p.display()));
-    let sock = tmp
-        .path()
-        .join(format!("cq-{}.sock", uuid::Uuid::new_v4().simple()));
+/// A launched plugin process, as the CLI launches a `registry: local` plugin: `serve` on a unix
+/// socket in a temporary directory, stdout and stderr into files.
+pub struct Session {
+    child: Measured,
+    // Holds the socket's directory (and the logs unless `keep_logs`) until the session ends.
+    _tmp: tempfile::TempDir,
+    sock: PathBuf,
+    out_path: PathBuf,
+    err_path: PathBuf,
+    /// When the process was started.
+    pub started: Instant,
+}
 
-    let started = Instant::now();
-    let cpu0 = super::process::self_cpu_s();
-    let mut child = Measured::spawn(
-        Command::new(&opts.plugin)
-            .args(["serve", "--log-level", "info", "--log-format", "json"])
-            .args(["--network", "unix", "--address"])
-            .arg(&sock)
-            .stdout(Stdio::from(open(&out_path)?))
-            .stderr(Stdio::from(open(&err_path)?)),
-    )
-    .map_err(|e| format!("starting {}: {e}", opts.plugin.display()))?;
-    let logs = || {
+impl Session {
+    /// Starts `<plugin> serve --log-level info --log-format json --network unix --address …`.
+    pub fn spawn(plugin: &Path, keep_logs: Option<&Path>) -> Result<Session, String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("cq-bench-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary directory: {e}"))?;
+        let log_dir = keep_logs.map_or_else(|| tmp.path().to_path_buf(), Path::to_path_buf);
+        std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
+        let out_path = log_dir.join("plugin.stdout");
+        let err_path = log_dir.join("plugin.stderr");
+        let open = |p: &Path| {
+            std::fs::File::create(p).map_err(|e| format!("creating {}: {e}", p.display()))
+        };
+        let sock = tmp
+            .path()
+            .join(format!("cq-{}.sock", uuid::Uuid::new_v4().simple()));
+        let started = Instant::now();
+        let child = Measured::spawn(
+            Command::new(plugin)
+                .args(["serve", "--log-level", "info", "--log-format", "json"])
+                .args(["--network", "unix", "--address"])
+                .arg(&sock)
+                .stdout(Stdio::from(open(&out_path)?))
+                .stderr(Stdio::from(open(&err_path)?)),
+        )
+        .map_err(|e| format!("starting {}: {e}", plugin.display()))?;
+        Ok(Session {
+            child,
+            _tmp: tmp,
+            sock,
+            out_path,
+            err_path,
+            started,
+        })
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.pid()
+    }
+
+    /// The plugin's log (stdout: JSON lines).
+    pub fn stdout_path(&self) -> &Path {
+        &self.out_path
+    }
+
+    /// The last lines of the plugin's stdout and stderr, for error messages.
+    pub fn logs(&self) -> String {
         format!(
             "\n--- plugin stdout (tail) ---\n{}\n--- plugin stderr (tail) ---\n{}",
-            tail(&out_path),
-            tail(&err_path)
+            tail(&self.out_path),
+            tail(&self.err_path)
         )
-    };
+    }
 
+    /// Waits for the socket as the CLI does, then GetVersions (discovery v1), GetName and
+    /// GetVersion; fills those fields of `report`.
+    pub async fn connect(
+        &mut self,
+        adaptive_window: bool,
+        report: &mut RunReport,
+    ) -> Result<pb::plugin_client::PluginClient<Channel>, String> {
+        loop {
+            if let Some(exit) = self
+                .child
+                .try_wait()
+                .map_err(|e| format!("watching the plugin: {e}"))?
+            {
+                return Err(format!(
+                    "plugin exited with code {} before serving",
+                    exit.code
+                ));
+            }
+            if tokio::net::UnixStream::connect(&self.sock).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let channel = connect(&self.sock, adaptive_window)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.sock.display()))?;
+        report.start_s = self.started.elapsed().as_secs_f64();
+        handshake(channel, report).await
+    }
+
+    /// Lets the client's connection close (its task runs on the caller's runtime) so the
+    /// plugin's graceful shutdown does not wait for it, then SIGTERM (SIGKILL after 15 s) and
+    /// reap.
+    pub async fn stop(&mut self) -> Result<Exit, String> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.child
+            .stop(Duration::from_secs(15))
+            .map_err(|e| format!("reaping the plugin (pid {}): {e}", self.child.pid()))
+    }
+}
+
+/// Init with `spec`; returns its duration in seconds.
+pub async fn init(
+    client: &mut pb::plugin_client::PluginClient<Channel>,
+    spec: &str,
+) -> Result<f64, String> {
+    let t = Instant::now();
+    client
+        .init(pb::init::Request {
+            spec: spec.as_bytes().to_vec(),
+            no_connection: false,
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .map_err(|s| format!("Init: {s}"))?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The Sync request the CLI sends for these table patterns.
+pub fn sync_request(tables: &[String], skip_tables: &[String]) -> pb::sync::Request {
+    pb::sync::Request {
+        tables: tables.to_vec(),
+        skip_tables: skip_tables.to_vec(),
+        skip_dependent_tables: false,
+        deterministic_cq_id: false,
+        backend: None,
+        shard: None,
+        with_error_messages: true,
+    }
+}
+
+/// Runs the plugin once. Errors name the step that failed and carry the plugin's last log lines.
+pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
+    let cpu0 = super::process::self_cpu_s();
+    let mut session = Session::spawn(&opts.plugin, opts.keep_logs.as_deref())?;
     let mut report = RunReport::default();
-    let result = tokio::time::timeout(
-        opts.timeout,
-        drive(opts, &sock, &mut child, &mut report, started),
-    )
-    .await
-    .unwrap_or_else(|_| Err(format!("timed out after {:?}", opts.timeout)));
-    // Let the client's connection close (its task runs on this runtime) before the signal, so
-    // the plugin's graceful shutdown does not wait for it.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let exit = child
-        .stop(Duration::from_secs(15))
-        .map_err(|e| format!("reaping the plugin (pid {}): {e}", child.pid()))?;
-    report.total_s = started.elapsed().as_secs_f64();
+    let result = tokio::time::timeout(opts.timeout, drive(opts, &mut session, &mut report))
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {:?}", opts.timeout)));
+    let exit = session.stop().await?;
+    report.total_s = session.started.elapsed().as_secs_f64();
     report.harness_cpu_s = super::process::self_cpu_s() - cpu0;
     report.exit = Some(exit);
     match result {
         Ok(()) => Ok(report),
-        Err(e) => Err(format!("{e}{}", logs())),
+        Err(e) => Err(format!("{e}{}", session.logs())),
     }
 }
 
@@ -179,34 +279,11 @@ async fn connect(sock: &Path, adaptive_window: bool) -> Result<Channel, tonic::t
         .await
 }
 
-async fn drive(
-    opts: &RunOptions,
-    sock: &Path,
-    child: &mut Measured,
+/// GetVersions (discovery v1, must offer v3), GetName, GetVersion.
+async fn handshake(
+    channel: Channel,
     report: &mut RunReport,
-    started: Instant,
-) -> Result<(), String> {
-    // The CLI waits for the socket to accept connections.
-    loop {
-        if let Some(exit) = child
-            .try_wait()
-            .map_err(|e| format!("watching the plugin: {e}"))?
-        {
-            return Err(format!(
-                "plugin exited with code {} before serving",
-                exit.code
-            ));
-        }
-        if tokio::net::UnixStream::connect(sock).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let channel = connect(sock, opts.adaptive_window)
-        .await
-        .map_err(|e| format!("connecting to {}: {e}", sock.display()))?;
-    report.start_s = started.elapsed().as_secs_f64();
-
+) -> Result<pb::plugin_client::PluginClient<Channel>, String> {
     let mut discovery = disc::discovery_client::DiscoveryClient::new(channel.clone());
     report.protocol_versions = discovery
         .get_versions(disc::get_versions::Request {})
@@ -235,17 +312,16 @@ async fn drive(
         .map_err(|s| format!("GetVersion: {s}"))?
         .into_inner()
         .version;
+    Ok(client)
+}
 
-    let t = Instant::now();
-    client
-        .init(pb::init::Request {
-            spec: opts.spec.as_bytes().to_vec(),
-            no_connection: false,
-            invocation_id: uuid::Uuid::new_v4().to_string(),
-        })
-        .await
-        .map_err(|s| format!("Init: {s}"))?;
-    report.init_s = t.elapsed().as_secs_f64();
+async fn drive(
+    opts: &RunOptions,
+    session: &mut Session,
+    report: &mut RunReport,
+) -> Result<(), String> {
+    let mut client = session.connect(opts.adaptive_window, report).await?;
+    report.init_s = init(&mut client, &opts.spec).await?;
 
     if opts.get_tables || !opts.sync {
         let t = Instant::now();
@@ -266,15 +342,7 @@ async fn drive(
     if opts.sync {
         let t = Instant::now();
         let mut stream = client
-            .sync(pb::sync::Request {
-                tables: opts.tables.clone(),
-                skip_tables: opts.skip_tables.clone(),
-                skip_dependent_tables: false,
-                deterministic_cq_id: false,
-                backend: None,
-                shard: None,
-                with_error_messages: true,
-            })
+            .sync(sync_request(&opts.tables, &opts.skip_tables))
             .await
             .map_err(|s| format!("Sync: {s}"))?
             .into_inner();
