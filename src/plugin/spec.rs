@@ -20,17 +20,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use crate::cdc::{cdc_names, CdcNames};
 use crate::logging::Level;
 
 pub const DEFAULT_ROWS_PER_RECORD: usize = 500;
 pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const DEFAULT_TABLE_TEMPLATE: &str = "{{TABLE}}";
-/// Prefix of the replication slot and publication names derived from `cdc_id`.
-pub const CDC_PREFIX: &str = "cq_";
-/// PostgreSQL identifiers (and slot names) hold at most NAMEDATALEN - 1 = 63 bytes.
-pub const MAX_PG_IDENTIFIER: usize = 63;
-/// Longest accepted `cdc_id`: 63 bytes minus [`CDC_PREFIX`].
-pub const MAX_CDC_ID: usize = MAX_PG_IDENTIFIER - CDC_PREFIX.len();
+/// Longest accepted `cdc_id` (the naming rule lives in [`crate::cdc::names`]).
+pub const MAX_CDC_ID: usize = crate::cdc::names::MAX_CDC_ID_LEN;
 
 pub const FIELDS: [&str; 6] = [
     "connection_string",
@@ -326,16 +323,13 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// `cdc_id`: names this source's replication slot and publication.
-///
-/// Rule: after lower-casing and mapping `-` to `_`, the id must consist of ASCII letters `a`-`z`,
-/// digits and `_`, 1 to 60 bytes long, so that the slot name `cq_<id>` is a valid PostgreSQL
-/// replication slot name (lower-case letters, digits, underscores, at most 63 bytes). The
-/// publication gets the same name.
+/// `cdc_id`: names this source's replication slot and publication. The rule and the derived
+/// names come from [`crate::cdc::names`], the one place that defines them; this type only adds
+/// the spec's wording of the rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdcId {
     given: String,
-    normalized: String,
+    names: CdcNames,
 }
 
 impl CdcId {
@@ -344,26 +338,13 @@ impl CdcId {
         slot name cq_<cdc_id> is valid";
 
     pub fn parse(s: &str) -> Result<CdcId, String> {
-        let normalized: String = s
-            .chars()
-            .map(|c| {
-                if c == '-' {
-                    '_'
-                } else {
-                    c.to_ascii_lowercase()
-                }
-            })
-            .collect();
-        let valid_chars = normalized
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if normalized.is_empty() || !valid_chars || normalized.len() > MAX_CDC_ID {
-            return Err(format!("{} (got {s:?})", CdcId::RULE));
+        match cdc_names(s) {
+            Ok(names) => Ok(CdcId {
+                given: s.to_string(),
+                names,
+            }),
+            Err(_) => Err(format!("{} (got {s:?})", CdcId::RULE)),
         }
-        Ok(CdcId {
-            given: s.to_string(),
-            normalized,
-        })
     }
 
     /// The id as written in the spec.
@@ -373,12 +354,12 @@ impl CdcId {
 
     /// The replication slot: `cq_` + the normalised id.
     pub fn slot_name(&self) -> String {
-        format!("{CDC_PREFIX}{}", self.normalized)
+        self.names.slot.clone()
     }
 
     /// The publication: same name as the slot.
     pub fn publication_name(&self) -> String {
-        self.slot_name()
+        self.names.publication.clone()
     }
 }
 
