@@ -671,6 +671,62 @@ fn e2e_sync_table_without_select_privilege_is_an_error_log_others_sync() {
     println!("summary with one unreadable table: {summary:?}");
 }
 
+/// A `SQL_ASCII` database stores text bytes unchecked, so a value can be invalid UTF-8, which
+/// Arrow strings cannot hold. The plugin asks for `client_encoding=UTF8`, so PostgreSQL itself
+/// refuses to send such a value (SQLSTATE 22021) mid-COPY: the table is an error log naming it
+/// and the reason, the records delivered before the bad row are kept, every other table syncs in
+/// full, exit 0. (The plugin's own per-record UTF-8 check, for a server that sends invalid bytes
+/// anyway, is unit-tested in `src/decode/tests/readers.rs` and fuzzed.)
+#[test]
+fn e2e_sync_invalid_utf8_in_sql_ascii_database_is_a_table_error() {
+    let pg = PgServer::start();
+    pg.psql(
+        "CREATE DATABASE ascii TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'",
+    );
+    // rows_per_record 10: rows 1-20 (two records) are valid, row 25 holds 0xe9 (Latin-1 'é').
+    pg.psql_db(
+        "ascii",
+        "CREATE TABLE notes (id int PRIMARY KEY, note text);
+         INSERT INTO notes SELECT g, CASE WHEN g = 25 THEN E'caf\\xe9' ELSE 'note ' || g END
+           FROM generate_series(1, 40) g;
+         CREATE TABLE plain (id int PRIMARY KEY, label text);
+         INSERT INTO plain SELECT g, 'label ' || g FROM generate_series(1, 33) g;",
+    );
+    assert_eq!(
+        pg.psql_db(
+            "ascii",
+            "SELECT encode(note::bytea, 'hex') FROM notes WHERE id = 25"
+        ),
+        "636166e9",
+        "the server stored the invalid byte"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = json!({
+        "connection_string": pg.url(roles::SUPERUSER, roles::PASSWORD, "ascii"),
+        "rows_per_record": 10,
+        "concurrency": 1,
+    });
+    let cfg = Config::local(PLUGIN, dest(tmp.path())).spec(spec);
+    let run = sync(&cfg.write(tmp.path())).run();
+    run.assert_success();
+    let error = run
+        .log_lines_with("table sync failed")
+        .into_iter()
+        .find(|l| l.contains("notes"))
+        .unwrap_or_else(|| panic!("no error log naming notes:\n{}", run.output()));
+    assert!(
+        error.contains("invalid byte sequence for encoding") && error.contains("22021"),
+        "says why: {error}"
+    );
+    let got = received(&dest(tmp.path()));
+    assert_eq!(got["plain"].0, 33, "the other table syncs in full");
+    assert_eq!(
+        got.get("notes").map(|t| t.0),
+        Some(20),
+        "the records before the bad one"
+    );
+}
+
 /// Long (`CQPG_LONG=1`): a table big enough to be split into ctid page ranges (PostgreSQL 14+,
 /// more than 1.5 × 16,384 pages) read by several connections: every row arrives exactly once.
 /// A low fillfactor (one row per page) makes the pages without millions of rows.

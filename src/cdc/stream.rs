@@ -587,7 +587,10 @@ impl Streamer {
                     None => reader.append_null(),
                 }
             }
-            arrays.push(reader.finish().map_err(|e| self.decode_err(table, e))?);
+            let array = reader
+                .finish()
+                .map_err(|e| self.decode_err(table, format!("column {}: {e}", col.name)))?;
+            arrays.push(array);
         }
         RecordBatch::try_new(emit.schema.clone(), arrays).map_err(|e| self.decode_err(table, e))
     }
@@ -605,7 +608,9 @@ impl Streamer {
                     .map_err(|e| self.decode_err(table, format!("key column {}: {e}", col.name)))?,
                 None => reader.append_null(),
             }
-            let array = reader.finish().map_err(|e| self.decode_err(table, e))?;
+            let array = reader
+                .finish()
+                .map_err(|e| self.decode_err(table, format!("key column {}: {e}", col.name)))?;
             let schema = Arc::new(Schema::new(vec![field]));
             let record =
                 RecordBatch::try_new(schema, vec![array]).map_err(|e| self.decode_err(table, e))?;

@@ -135,7 +135,15 @@ impl CopyBinaryDecoder {
             .iter_mut()
             .enumerate()
             .map(|(i, r)| r.finish().map_err(|e| e.in_column(i)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>();
+        let columns = match columns {
+            Ok(c) => c,
+            Err(e) => {
+                // Readers after the failing one still hold their rows: the batch is lost.
+                self.state = State::Failed;
+                return Err(e);
+            }
+        };
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(schema, columns, &options)
             .map_err(|e| DecodeError::Arrow(e.to_string()))

@@ -281,8 +281,13 @@ fn malformed_streams_are_errors() {
         decode_err(&t, &[HEADER, "0002 fffffffe"]),
         DecodeError::Column { column: 0, .. }
     ));
-    // Value error carries the column.
-    let e = decode_err(&t, &[HEADER, "0002 00000004 00000001 00000001 ff"]);
+    // Text is checked for UTF-8 per batch, in `finish`; the error carries the column, and the
+    // decoder is poisoned (the other readers still hold the batch's rows).
+    let mut d = CopyBinaryDecoder::new(&t);
+    d.decode_frame(&hex(HEADER)).expect("header");
+    d.decode_frame(&hex("0002 00000004 00000001 00000001 ff"))
+        .expect("bytes are checked in finish");
+    let e = d.finish(schema(&t)).expect_err("invalid UTF-8 accepted");
     assert!(
         matches!(&e, DecodeError::Column { column: 1, source } if matches!(**source, DecodeError::InvalidUtf8 { .. }))
     );
@@ -290,6 +295,7 @@ fn malformed_streams_are_errors() {
         e.to_string(),
         "column 1: text: invalid UTF-8 after 0 valid bytes"
     );
+    assert_eq!(d.decode_frame(&hex("ffff")), Err(DecodeError::Poisoned));
     // Wrong width for int4.
     assert!(matches!(
         decode_err(&t, &[HEADER, "0002 00000002 0001 ffffffff"]),

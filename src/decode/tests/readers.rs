@@ -29,6 +29,17 @@ fn decode(ty: &PgType, values: &[Option<&[u8]>]) -> ArrayRef {
     a
 }
 
+/// Values that each append fine but fail the batch's check in `finish` (text UTF-8).
+fn finish_err(ty: &PgType, values: &[&[u8]]) -> DecodeError {
+    let mut r = ColumnReader::new(ty);
+    for v in values {
+        r.append_value(v).expect("appended; checked in finish");
+    }
+    let e = r.finish().expect_err("invalid batch accepted");
+    assert!(r.is_empty(), "finish resets even when it fails");
+    e
+}
+
 fn err(ty: &PgType, bytes: &[u8]) -> DecodeError {
     let mut r = ColumnReader::new(ty);
     let e = r.append_value(bytes).expect_err("malformed input accepted");
@@ -169,9 +180,21 @@ fn text_empty_unicode_null_and_invalid() {
         assert_eq!(a.value(3), "a  ");
     }
     assert!(matches!(
-        err(&PgType::Text, &[b'a', 0xff]),
+        finish_err(&PgType::Text, &[b"ok", &[b'a', 0xff]]),
         DecodeError::InvalidUtf8 { valid_up_to: 1, .. }
     ));
+    // A character split across two values: the concatenation is valid UTF-8, each value is
+    // not, and the batch check must see that ("é" is c3 a9).
+    assert!(matches!(
+        finish_err(&PgType::Text, &[&[b'a', 0xc3], &[0xa9, b'b']]),
+        DecodeError::InvalidUtf8 { valid_up_to: 1, .. }
+    ));
+    // The reader is usable after a failed batch.
+    let mut r = ColumnReader::new(&PgType::Text);
+    r.append_value(&[0xff]).expect("appended");
+    assert!(r.finish().is_err());
+    r.append_value("é".as_bytes()).expect("appended");
+    assert_eq!(r.finish().expect("valid").as_string::<i32>().value(0), "é");
 }
 
 #[test]
@@ -267,7 +290,11 @@ fn json_and_jsonb_text_untouched() {
         DecodeError::Truncated { .. }
     ));
     assert!(matches!(
-        err(&PgType::Json, b"\"\xc3\""),
+        finish_err(&PgType::Json, &[b"\"\xc3\""]),
+        DecodeError::InvalidUtf8 { .. }
+    ));
+    assert!(matches!(
+        finish_err(&PgType::Jsonb, &[b"\x01\"\xc3", b"\x01\xa9\""]),
         DecodeError::InvalidUtf8 { .. }
     ));
 }
