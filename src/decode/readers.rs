@@ -5,9 +5,10 @@
 //! Value rules (see also `type-mapping.md`):
 //! - bool: one byte, non-zero is true (as boolrecv). int2/4/8, float4/8, oid/xid (u32), xid8
 //!   (u64): big-endian, exact width; NaN and ±Infinity pass through untouched.
-//! - text-like: the UTF-8 bytes, validated per batch in `finish`. `"char"`: one byte; `\0` is the empty string, ASCII
-//!   is itself, a byte ≥ 0x80 becomes `\ooo` (three octal digits), exactly as PostgreSQL ≥ 15's
-//!   charout prints it (a lone high byte is never valid UTF-8, and this keeps the value).
+//! - text-like: the UTF-8 bytes, validated per batch in `finish`. `"char"`: one byte; `\0` is
+//!   the empty string, ASCII is itself, a byte ≥ 0x80 becomes `\ooo` (three octal digits),
+//!   exactly as PostgreSQL ≥ 15's charout prints it (a lone high byte is never valid UTF-8, and
+//!   this keeps the value).
 //! - bytea raw; uuid 16 bytes; macaddr exactly 6 bytes, macaddr8 exactly 8, raw.
 //! - json: the text, validated as UTF-8, never re-encoded. jsonb: version byte 1, then the text.
 //! - inet/cidr: `address/bits` (see [`super::inet`]). numeric: numeric_out's text (see
