@@ -380,10 +380,13 @@ async fn copy_item(
     let (mut rows_sent, mut bytes_total, mut bytes_at_flush) = (0u64, 0u64, 0u64);
     let mut decode_error: Option<String> = None;
     loop {
-        let frame = match copy.next_frame().await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(e) => return Err(fatal_or_table(e, rows_sent)),
+        let frame = match copy.next_buffered() {
+            Some(frame) => frame,
+            None => match copy.next_frame().await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return Err(fatal_or_table(e, rows_sent)),
+            },
         };
         if decode_error.is_some() {
             // Keep draining so the connection stays usable for the next table.

@@ -388,6 +388,24 @@ impl Connection {
         r
     }
 
+    /// The next message if it is already whole in the read buffer and has tag `want`: consumed
+    /// and returned without I/O or an await. Anything else (not enough bytes, another message)
+    /// is left for [`Self::next_frame`]. Malformed framing is left for it too, so it is
+    /// reported in one place.
+    pub(crate) fn buffered_frame(&mut self, want: u8) -> Option<Frame> {
+        if self.consumed > 0 {
+            self.read_buf.advance(self.consumed);
+            self.consumed = 0;
+        }
+        match codec::frame(&self.read_buf) {
+            Ok(Some(f)) if f.tag == want => {
+                self.consumed = f.total_len();
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn write_buf_mut(&mut self) -> &mut BytesMut {
         &mut self.write_buf
     }

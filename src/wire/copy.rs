@@ -73,6 +73,18 @@ impl CopyOut<'_> {
         Ok(self.conn.read_buf.get(body))
     }
 
+    /// The next CopyData payload if it is already in the read buffer (no I/O, no await), else
+    /// `None`: then [`Self::next_frame`] reads more or handles the end of the stream. A COPY
+    /// arrives as one message per row, so a reader that drains the buffer with this first spends
+    /// its awaits on socket reads, not on rows.
+    pub fn next_buffered(&mut self) -> Option<&[u8]> {
+        if self.done {
+            return None;
+        }
+        let f = self.conn.buffered_frame(tag::COPY_DATA)?;
+        self.conn.read_buf.get(f.body)
+    }
+
     /// The CommandComplete tag (`COPY n`) once the stream has ended.
     pub fn command_tag(&self) -> Option<&str> {
         self.tag.as_deref()
