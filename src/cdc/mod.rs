@@ -37,6 +37,7 @@
 
 pub mod ack;
 pub mod batch;
+pub mod hash;
 pub mod names;
 pub mod setup;
 pub mod state;
