@@ -39,6 +39,7 @@ pub mod ack;
 pub mod batch;
 pub mod hash;
 pub mod names;
+pub mod packed;
 pub mod setup;
 pub mod state;
 pub mod stream;
