@@ -306,23 +306,17 @@ async fn run_inner(
         let mut reply_now = false;
         tokio::select! {
             m = stream.next_message() => {
-                match m? {
-                    None => {
-                        return Err(CdcError::Stream(
-                            "the server ended the replication stream".into(),
-                        ))
-                    }
-                    Some(ReplicationMessage::XLogData { wal_start, wal_end, data, .. }) => {
-                        streamer.ack().received(wal_end);
-                        streamer.handle_xlog(wal_start, data).await?;
-                    }
-                    Some(ReplicationMessage::PrimaryKeepalive { wal_end, reply_requested, .. }) => {
-                        streamer.ack().received(wal_end);
-                        if streamer.buffer().is_idle() {
-                            streamer.ack().idle_at(wal_end, Instant::now());
-                        }
-                        reply_now = reply_requested;
-                    }
+                let now = Instant::now();
+                reply_now |= on_message(&mut streamer, m?, now).await?;
+                // Messages already in the read buffer (a backlog arrives many to a read) are
+                // handled at once, with the same clock reading: the per-wakeup work below
+                // (clock reads, polling the buffer, timers) then costs once per burst instead
+                // of once per change. The cap keeps hand-overs and status updates going.
+                let mut burst = 1;
+                while burst < MAX_BURST && stream.has_buffered_message() {
+                    let m = stream.next_message().await?;
+                    reply_now |= on_message(&mut streamer, m, now).await?;
+                    burst += 1;
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
@@ -330,9 +324,10 @@ async fn run_inner(
         }
         // Hand over what is ready; between messages (a slow CLI makes each send wait) keep
         // the status updates going so the server does not time the stream out.
-        for o in streamer.ready() {
+        let mut now = Instant::now();
+        for o in streamer.ready(now) {
             streamer.send(o, out).await?;
-            let now = Instant::now();
+            now = Instant::now();
             if streamer.ack().status_due(now, false) {
                 let st = streamer.ack().status(now);
                 stream
@@ -340,13 +335,51 @@ async fn run_inner(
                     .await?;
             }
         }
-        streamer.handed_off();
-        let now = Instant::now();
+        streamer.handed_off(now);
         if streamer.ack().status_due(now, reply_now) {
             let st = streamer.ack().status(now);
             stream
                 .send_status_update(st.write, st.flush, st.apply, pg_clock_now(), false)
                 .await?;
+        }
+    }
+}
+
+/// Messages handled per wakeup of the stream loop at most (see its burst loop).
+const MAX_BURST: usize = 1024;
+
+/// One replication message: XLogData to the streamer, keepalives to the acknowledgement
+/// tracker. Returns whether the server asked for a reply at once. `None` (the server ended
+/// the stream) is an error.
+async fn on_message(
+    streamer: &mut Streamer,
+    m: Option<ReplicationMessage<'_>>,
+    now: Instant,
+) -> Result<bool, CdcError> {
+    match m {
+        None => Err(CdcError::Stream(
+            "the server ended the replication stream".into(),
+        )),
+        Some(ReplicationMessage::XLogData {
+            wal_start,
+            wal_end,
+            data,
+            ..
+        }) => {
+            streamer.ack().received(wal_end);
+            streamer.handle_xlog(wal_start, data, now).await?;
+            Ok(false)
+        }
+        Some(ReplicationMessage::PrimaryKeepalive {
+            wal_end,
+            reply_requested,
+            ..
+        }) => {
+            streamer.ack().received(wal_end);
+            if streamer.buffer().is_idle() {
+                streamer.ack().idle_at(wal_end, now);
+            }
+            Ok(reply_requested)
         }
     }
 }

@@ -158,13 +158,17 @@ impl Streamer {
         })
     }
 
-    /// Handle one XLogData payload (a pgoutput message) received at `wal_start`.
-    pub async fn handle_xlog(&mut self, wal_start: Lsn, data: &[u8]) -> Result<(), CdcError> {
+    /// Handle one XLogData payload (a pgoutput message) received at `wal_start`, at `now`.
+    pub async fn handle_xlog(
+        &mut self,
+        wal_start: Lsn,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), CdcError> {
         // Messages without a WAL record of their own (Relation, …) carry position 0.
         if wal_start != 0 {
             self.lsn = wal_start;
         }
-        let now = Instant::now();
         let msg = pgoutput::parse(data).map_err(|e| {
             CdcError::Stream(format!(
                 "pgoutput message at LSN {}: {e}",
@@ -538,9 +542,9 @@ impl Streamer {
 
     /// What the buffer releases now, to hand over with [`Self::send`] in order, then
     /// [`Self::handed_off`].
-    pub fn ready(&mut self) -> Vec<Output<usize, Key, Row, SchemaVersion>> {
+    pub fn ready(&mut self, now: Instant) -> Vec<Output<usize, Key, Row, SchemaVersion>> {
         let mut outputs = Vec::new();
-        self.buffer.poll(Instant::now(), &mut outputs);
+        self.buffer.poll(now, &mut outputs);
         outputs
     }
 
@@ -576,9 +580,8 @@ impl Streamer {
     }
 
     /// Everything [`Self::ready`] returned was sent: record the progress.
-    pub fn handed_off(&mut self) {
-        self.ack
-            .handed_off(self.buffer.resume_lsn(), Instant::now());
+    pub fn handed_off(&mut self, now: Instant) {
+        self.ack.handed_off(self.buffer.resume_lsn(), now);
     }
 
     fn record(&self, table: usize, rows: &[Row]) -> Result<RecordBatch, CdcError> {

@@ -26,6 +26,14 @@ impl Connection {
 }
 
 impl ReplicationStream<'_> {
+    /// Whether a whole message is already in the read buffer, so that
+    /// [`Self::next_message`] returns it without reading from the socket (it may still write
+    /// unsent bytes first). Lets a caller handle a burst of messages before doing its
+    /// per-wakeup work.
+    pub fn has_buffered_message(&self) -> bool {
+        !self.done && self.conn.has_buffered_frame()
+    }
+
     /// The next XLogData or keepalive; `data` of XLogData borrows the read buffer until the next
     /// call. `None` once the server has ended the stream (after [`Self::copy_done`] or on its own)
     /// and the connection is idle again.
