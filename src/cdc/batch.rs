@@ -132,6 +132,9 @@ impl<K> Hash for Hashed<K> {
     }
 }
 
+/// Entries an open flush's index keeps room for after it closes.
+const KEPT_INDEX: usize = 1024;
+
 /// One change in an open flush: the key, the change, its commit LSN.
 type Change<K, R> = (Hashed<K>, Op<R>, Lsn);
 
@@ -242,8 +245,13 @@ where
     }
 
     fn done(pending: &mut BTreeMap<Lsn, usize>, lsn: Lsn) {
+        Self::done_n(pending, lsn, 1);
+    }
+
+    /// `count` changes of the transaction committing at `lsn` left the buffer.
+    fn done_n(pending: &mut BTreeMap<Lsn, usize>, lsn: Lsn, count: usize) {
         if let Some(n) = pending.get_mut(&lsn) {
-            *n = n.saturating_sub(1);
+            *n = n.saturating_sub(count);
             if *n == 0 {
                 pending.remove(&lsn);
             }
@@ -312,15 +320,22 @@ where
     /// remaining rows and the deletes stay open, keeping their first-change time.
     fn close(t: &mut TableBuf<K, R, S>, rows_per_record: usize, full_only: bool) {
         let first_at = t.open.first_at;
-        let open = std::mem::replace(&mut t.open, Open::new());
+        // The open flush starts afresh but keeps its index's table (up to a small size, so
+        // that many idle tables hold little), instead of growing it from nothing every flush.
+        let ops = std::mem::take(&mut t.open.ops);
+        t.open.index.clear();
+        t.open.index.shrink_to(KEPT_INDEX);
+        let open_rows = std::mem::take(&mut t.open.rows);
+        t.open.live = 0;
+        t.open.first_at = None;
         let mut to_send = if full_only {
-            open.rows - open.rows % rows_per_record
+            open_rows - open_rows % rows_per_record
         } else {
-            open.rows
+            open_rows
         };
         let mut rows = Vec::with_capacity(to_send.min(rows_per_record));
         let mut deletes = Vec::new();
-        for (key, op, lsn) in open.ops.into_iter().flatten() {
+        for (key, op, lsn) in ops.into_iter().flatten() {
             match op {
                 Op::Upsert(row) if to_send > 0 => {
                     to_send -= 1;
@@ -407,11 +422,23 @@ where
             match unit {
                 Unit::Insert(rows) => {
                     let mut out_rows = Vec::with_capacity(rows.len());
+                    // Rows of one transaction are adjacent: count them off together.
+                    let mut run: Option<(Lsn, usize)> = None;
                     for (hash, row, lsn) in rows {
-                        Self::done(pending, lsn);
+                        match &mut run {
+                            Some((l, n)) if *l == lsn => *n += 1,
+                            _ => {
+                                if let Some((l, n)) = run.replace((lsn, 1)) {
+                                    Self::done_n(pending, l, n);
+                                }
+                            }
+                        }
                         t.recent.insert(hash, now);
                         t.recent_order.push_back((now, hash));
                         out_rows.push(row);
+                    }
+                    if let Some((l, n)) = run {
+                        Self::done_n(pending, l, n);
                     }
                     t.last_insert_at = Some(now);
                     out.push(Output::Insert {
