@@ -295,6 +295,7 @@ async fn run_inner(
         conn,
     );
     let mut stream = repl.copy_both(&command).await?;
+    let mut rate = ReadRate::new(Instant::now());
     loop {
         let now = Instant::now();
         let wake = streamer
@@ -307,7 +308,8 @@ async fn run_inner(
         tokio::select! {
             m = stream.next_message() => {
                 let now = Instant::now();
-                reply_now |= on_message(&mut streamer, m?, now).await?;
+                let mut bytes = 0;
+                reply_now |= on_message(&mut streamer, m?, now, &mut bytes).await?;
                 // Messages already in the read buffer (a backlog arrives many to a read) are
                 // handled at once, with the same clock reading: the per-wakeup work below
                 // (clock reads, polling the buffer, timers) then costs once per burst instead
@@ -315,11 +317,19 @@ async fn run_inner(
                 let mut burst = 1;
                 while burst < MAX_BURST && stream.has_buffered_message() {
                     let m = stream.next_message().await?;
-                    reply_now |= on_message(&mut streamer, m, now).await?;
+                    reply_now |= on_message(&mut streamer, m, now, &mut bytes).await?;
                     burst += 1;
                 }
+                if let Some(bulk) = rate.add(now, bytes) {
+                    stream.set_bulk_reads(bulk);
+                }
             }
-            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = tokio::time::sleep_until(wake.into()) => {
+                // A stream gone quiet leaves bulk reads too.
+                if let Some(bulk) = rate.add(Instant::now(), 0) {
+                    stream.set_bulk_reads(bulk);
+                }
+            }
             _ = out.closed() => return Ok(()),
         }
         // Hand over what is ready; between messages (a slow CLI makes each send wait) keep
@@ -355,6 +365,7 @@ async fn on_message(
     streamer: &mut Streamer,
     m: Option<ReplicationMessage<'_>>,
     now: Instant,
+    bytes: &mut usize,
 ) -> Result<bool, CdcError> {
     match m {
         None => Err(CdcError::Stream(
@@ -367,6 +378,7 @@ async fn on_message(
             ..
         }) => {
             streamer.ack().received(wal_end);
+            *bytes += data.len();
             streamer.handle_xlog(wal_start, data, now).await?;
             Ok(false)
         }
@@ -381,5 +393,77 @@ async fn on_message(
             }
             Ok(reply_requested)
         }
+    }
+}
+
+/// Decides when the replication stream is read in bulk ([`ReplicationStream::set_bulk_reads`]):
+/// while changes arrive at [`ReadRate::ON`] bytes/s or more (a backlog being drained, a
+/// bulk load), until the rate falls under [`ReadRate::OFF`]. Draining a backlog, the plugin
+/// decodes faster than the walsender sends and was woken for every few messages; each wake-up
+/// cost both processes CPU on a machine where they share two cores. At 1,000 single-row
+/// transactions/s the stream carries well under 1 MB/s, so latency-bound streams never wait.
+///
+/// [`ReplicationStream::set_bulk_reads`]: crate::wire::replication::ReplicationStream::set_bulk_reads
+struct ReadRate {
+    since: Instant,
+    bytes: usize,
+    bulk: bool,
+}
+
+impl ReadRate {
+    const ON: f64 = 8e6;
+    const OFF: f64 = 2e6;
+    const WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+
+    fn new(now: Instant) -> Self {
+        ReadRate {
+            since: now,
+            bytes: 0,
+            bulk: false,
+        }
+    }
+
+    /// `bytes` of XLogData arrived by `now`; `Some(bulk)` when reads should switch.
+    fn add(&mut self, now: Instant, bytes: usize) -> Option<bool> {
+        self.bytes += bytes;
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed < Self::WINDOW {
+            return None;
+        }
+        let rate = self.bytes as f64 / elapsed.as_secs_f64();
+        self.since = now;
+        self.bytes = 0;
+        let bulk = if self.bulk {
+            rate >= Self::OFF
+        } else {
+            rate >= Self::ON
+        };
+        (bulk != self.bulk).then(|| {
+            self.bulk = bulk;
+            bulk
+        })
+    }
+}
+
+#[cfg(test)]
+mod read_rate_tests {
+    use super::ReadRate;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn bulk_while_fast_with_hysteresis() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut r = ReadRate::new(t0);
+        // 1 MB/s (a busy latency-bound stream): never bulk.
+        assert_eq!(r.add(t0 + 10 * ms, 10_000), None);
+        assert_eq!(r.add(t0 + 50 * ms, 40_000), None);
+        // 50 MB/s: bulk after one window.
+        assert_eq!(r.add(t0 + 60 * ms, 500_000), None);
+        assert_eq!(r.add(t0 + 100 * ms, 2_000_000), Some(true));
+        // 4 MB/s: stays bulk (above OFF); quiet: leaves it.
+        assert_eq!(r.add(t0 + 150 * ms, 200_000), None);
+        assert_eq!(r.add(t0 + 200 * ms, 0), Some(false));
+        assert_eq!(r.add(t0 + 250 * ms, 0), None);
     }
 }
