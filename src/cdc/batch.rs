@@ -52,8 +52,10 @@
 //! tracker ([`super::ack`]) adds the safety margin for destinations that buffer.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
+
+use super::hash::{FxBuildHasher, HashedBuildHasher};
 
 /// A WAL position.
 pub type Lsn = u64;
@@ -100,12 +102,48 @@ enum Op<R> {
     Delete,
 }
 
+/// A key with its hash, computed once when the change arrives ([`FxBuildHasher`]) and reused
+/// by every map the key goes through.
+struct Hashed<K> {
+    hash: u64,
+    key: K,
+}
+
+impl<K: Clone> Clone for Hashed<K> {
+    fn clone(&self) -> Self {
+        Hashed {
+            hash: self.hash,
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<K: Eq> PartialEq for Hashed<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl<K: Eq> Eq for Hashed<K> {}
+
+impl<K> Hash for Hashed<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Entries an open flush's index keeps room for after it closes.
+const KEPT_INDEX: usize = 1024;
+
+/// One change in an open flush: the key, the change, its commit LSN.
+type Change<K, R> = (Hashed<K>, Op<R>, Lsn);
+
 /// The open flush of one table: each key's last change, in commit order.
 struct Open<K, R> {
     /// key → index in `ops` of its live change.
-    index: HashMap<K, usize>,
+    index: HashMap<Hashed<K>, usize, HashedBuildHasher>,
     /// `None` where a later change of the same key replaced this one.
-    ops: Vec<Option<(K, Op<R>, Lsn)>>,
+    ops: Vec<Option<Change<K, R>>>,
     rows: usize,
     live: usize,
     first_at: Option<Instant>,
@@ -114,7 +152,7 @@ struct Open<K, R> {
 impl<K: Clone + Eq + Hash, R> Open<K, R> {
     fn new() -> Self {
         Open {
-            index: HashMap::new(),
+            index: HashMap::default(),
             ops: Vec::new(),
             rows: 0,
             live: 0,
@@ -125,17 +163,21 @@ impl<K: Clone + Eq + Hash, R> Open<K, R> {
 
 enum Unit<K, R, S> {
     Migrate(S, Lsn),
-    Insert(Vec<(K, R, Lsn)>),
-    Delete(K, Lsn),
+    /// Rows with their keys' hashes (the keys themselves are not needed any more).
+    Insert(Vec<(u64, R, Lsn)>),
+    Delete(Hashed<K>, Lsn),
 }
 
 struct TableBuf<K, R, S> {
     open: Open<K, R>,
     queue: VecDeque<Unit<K, R, S>>,
-    /// Keys of insert records handed off within the last `delete_hold`, with the hand-off time.
-    recent: HashMap<K, Instant>,
-    /// The same keys in hand-off order, to expire them without scanning the map.
-    recent_order: VecDeque<(Instant, K)>,
+    /// Hashes of the keys of insert records handed off within the last `delete_hold`, with the
+    /// hand-off time. Only hashes are kept (no copy of every key): a delete waits if its key's
+    /// 64-bit hash is here, so a hash collision can only make a delete wait longer than
+    /// needed (at most `delete_hold`), never let it overtake an insert.
+    recent: HashMap<u64, Instant, HashedBuildHasher>,
+    /// The same hashes in hand-off order, to expire them without scanning the map.
+    recent_order: VecDeque<(Instant, u64)>,
     last_insert_at: Option<Instant>,
 }
 
@@ -144,7 +186,7 @@ impl<K: Clone + Eq + Hash, R, S> TableBuf<K, R, S> {
         TableBuf {
             open: Open::new(),
             queue: VecDeque::new(),
-            recent: HashMap::new(),
+            recent: HashMap::default(),
             recent_order: VecDeque::new(),
             last_insert_at: None,
         }
@@ -161,6 +203,7 @@ pub struct ChangeBuffer<T, K, R, S> {
     in_txn: Option<Lsn>,
     /// End of the last commit received (or the start position).
     last_end: Lsn,
+    hasher: FxBuildHasher,
 }
 
 impl<T, K, R, S> ChangeBuffer<T, K, R, S>
@@ -176,6 +219,7 @@ where
             pending: BTreeMap::new(),
             in_txn: None,
             last_end: start,
+            hasher: FxBuildHasher::default(),
         }
     }
 
@@ -201,8 +245,13 @@ where
     }
 
     fn done(pending: &mut BTreeMap<Lsn, usize>, lsn: Lsn) {
+        Self::done_n(pending, lsn, 1);
+    }
+
+    /// `count` changes of the transaction committing at `lsn` left the buffer.
+    fn done_n(pending: &mut BTreeMap<Lsn, usize>, lsn: Lsn, count: usize) {
         if let Some(n) = pending.get_mut(&lsn) {
-            *n = n.saturating_sub(1);
+            *n = n.saturating_sub(count);
             if *n == 0 {
                 pending.remove(&lsn);
             }
@@ -223,9 +272,14 @@ where
         let lsn = self.lsn();
         self.add_pending(lsn);
         let rows_per_record = self.cfg.rows_per_record;
+        let key = Hashed {
+            hash: self.hasher.hash_one(&key),
+            key,
+        };
         let t = self.tables.entry(table).or_insert_with(TableBuf::new);
         let open = &mut t.open;
-        if let Some(&i) = open.index.get(&key) {
+        let at = open.ops.len();
+        if let Some(i) = open.index.insert(key.clone(), at) {
             if let Some(Some((_, old, old_lsn))) = open.ops.get_mut(i).map(Option::take) {
                 if matches!(old, Op::Upsert(_)) {
                     open.rows -= 1;
@@ -238,7 +292,6 @@ where
             open.rows += 1;
         }
         open.live += 1;
-        open.index.insert(key.clone(), open.ops.len());
         open.ops.push(Some((key, op, lsn)));
         open.first_at.get_or_insert(now);
         // While the queue waits on a held message the open flush keeps coalescing (see the
@@ -267,19 +320,26 @@ where
     /// remaining rows and the deletes stay open, keeping their first-change time.
     fn close(t: &mut TableBuf<K, R, S>, rows_per_record: usize, full_only: bool) {
         let first_at = t.open.first_at;
-        let open = std::mem::replace(&mut t.open, Open::new());
+        // The open flush starts afresh but keeps its index's table (up to a small size, so
+        // that many idle tables hold little), instead of growing it from nothing every flush.
+        let ops = std::mem::take(&mut t.open.ops);
+        t.open.index.clear();
+        t.open.index.shrink_to(KEPT_INDEX);
+        let open_rows = std::mem::take(&mut t.open.rows);
+        t.open.live = 0;
+        t.open.first_at = None;
         let mut to_send = if full_only {
-            open.rows - open.rows % rows_per_record
+            open_rows - open_rows % rows_per_record
         } else {
-            open.rows
+            open_rows
         };
         let mut rows = Vec::with_capacity(to_send.min(rows_per_record));
         let mut deletes = Vec::new();
-        for (key, op, lsn) in open.ops.into_iter().flatten() {
+        for (key, op, lsn) in ops.into_iter().flatten() {
             match op {
                 Op::Upsert(row) if to_send > 0 => {
                     to_send -= 1;
-                    rows.push((key, row, lsn));
+                    rows.push((key.hash, row, lsn));
                     if rows.len() >= rows_per_record {
                         t.queue.push_back(Unit::Insert(std::mem::take(&mut rows)));
                     }
@@ -330,9 +390,9 @@ where
             if now < *at + hold {
                 break;
             }
-            if let Some((at, key)) = t.recent_order.pop_front() {
-                if t.recent.get(&key) == Some(&at) {
-                    t.recent.remove(&key);
+            if let Some((at, hash)) = t.recent_order.pop_front() {
+                if t.recent.get(&hash) == Some(&at) {
+                    t.recent.remove(&hash);
                 }
             }
         }
@@ -350,7 +410,7 @@ where
         while let Some(unit) = t.queue.front() {
             let ready = match unit {
                 Unit::Insert(_) => true,
-                Unit::Delete(key, _) => t.recent.get(key).is_none_or(|at| now >= *at + hold),
+                Unit::Delete(key, _) => t.recent.get(&key.hash).is_none_or(|at| now >= *at + hold),
                 Unit::Migrate(..) => t.last_insert_at.is_none_or(|at| now >= at + hold),
             };
             if !ready {
@@ -362,11 +422,23 @@ where
             match unit {
                 Unit::Insert(rows) => {
                     let mut out_rows = Vec::with_capacity(rows.len());
-                    for (key, row, lsn) in rows {
-                        Self::done(pending, lsn);
-                        t.recent.insert(key.clone(), now);
-                        t.recent_order.push_back((now, key));
+                    // Rows of one transaction are adjacent: count them off together.
+                    let mut run: Option<(Lsn, usize)> = None;
+                    for (hash, row, lsn) in rows {
+                        match &mut run {
+                            Some((l, n)) if *l == lsn => *n += 1,
+                            _ => {
+                                if let Some((l, n)) = run.replace((lsn, 1)) {
+                                    Self::done_n(pending, l, n);
+                                }
+                            }
+                        }
+                        t.recent.insert(hash, now);
+                        t.recent_order.push_back((now, hash));
                         out_rows.push(row);
+                    }
+                    if let Some((l, n)) = run {
+                        Self::done_n(pending, l, n);
                     }
                     t.last_insert_at = Some(now);
                     out.push(Output::Insert {
@@ -378,7 +450,7 @@ where
                     Self::done(pending, lsn);
                     out.push(Output::Delete {
                         table: table.clone(),
-                        key,
+                        key: key.key,
                     });
                 }
                 Unit::Migrate(schema, lsn) => {
@@ -407,7 +479,7 @@ where
             match t.queue.front() {
                 Some(Unit::Insert(_)) => consider(now),
                 Some(Unit::Delete(key, _)) => {
-                    consider(t.recent.get(key).map_or(now, |at| *at + hold))
+                    consider(t.recent.get(&key.hash).map_or(now, |at| *at + hold))
                 }
                 Some(Unit::Migrate(..)) => consider(t.last_insert_at.map_or(now, |at| at + hold)),
                 None => {}

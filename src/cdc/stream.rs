@@ -34,13 +34,9 @@ use crate::wire::{Connection, Param};
 
 use super::ack::AckTracker;
 use super::batch::{ChangeBuffer, Lsn, Output};
+pub use super::packed::{Key, Row, Value};
 use super::setup::format_lsn;
 use super::CdcError;
-
-/// One column value in send format; `None` is NULL.
-pub type Value = Option<Vec<u8>>;
-/// A row or a key: values in column order.
-pub type Values = Vec<Value>;
 
 /// A streamed table: the catalog entry (columns as last sent) and its destination name.
 #[derive(Clone, Debug)]
@@ -55,7 +51,7 @@ pub struct SchemaVersion {
     columns: Vec<Column>,
 }
 
-type Buffer = ChangeBuffer<usize, Values, Values, SchemaVersion>;
+type Buffer = ChangeBuffer<usize, Key, Row, SchemaVersion>;
 
 /// One relation id's columns as the stream describes them.
 struct Rel {
@@ -162,13 +158,17 @@ impl Streamer {
         })
     }
 
-    /// Handle one XLogData payload (a pgoutput message) received at `wal_start`.
-    pub async fn handle_xlog(&mut self, wal_start: Lsn, data: &[u8]) -> Result<(), CdcError> {
+    /// Handle one XLogData payload (a pgoutput message) received at `wal_start`, at `now`.
+    pub async fn handle_xlog(
+        &mut self,
+        wal_start: Lsn,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), CdcError> {
         // Messages without a WAL record of their own (Relation, …) carry position 0.
         if wal_start != 0 {
             self.lsn = wal_start;
         }
-        let now = Instant::now();
         let msg = pgoutput::parse(data).map_err(|e| {
             CdcError::Stream(format!(
                 "pgoutput message at LSN {}: {e}",
@@ -200,7 +200,7 @@ impl Streamer {
                         let old_row = self.values(u.relation_id, old)?;
                         let old_key = self.key_of(u.relation_id, &old_row);
                         let new_key = row.as_ref().map(|r| self.key_of(u.relation_id, r));
-                        if old_key.iter().any(Option::is_some) && Some(&old_key) != new_key.as_ref()
+                        if old_key.iter().any(|v| v.is_some()) && Some(&old_key) != new_key.as_ref()
                         {
                             self.buffer.delete(table, old_key, now);
                         }
@@ -382,13 +382,16 @@ impl Streamer {
     }
 
     /// One tuple's values in send format (`u` values stay `None`; see [`Self::row`]).
-    fn values(&mut self, rel_id: u32, tuple: &TupleData<'_>) -> Result<Values, CdcError> {
+    fn values(&mut self, rel_id: u32, tuple: &TupleData<'_>) -> Result<Row, CdcError> {
         let rel = self
             .rels
             .get(&rel_id)
             .ok_or_else(|| CdcError::Stream(format!("change for unknown relation id {rel_id}")))?;
         let ti = rel.table;
-        let mut out = Vec::with_capacity(tuple.len());
+        // Packed values take at most the bytes they took in the message (text converted to
+        // binary may take more; the buffer then grows).
+        let mut out = Row::with_capacity(tuple.byte_len());
+        let mut n = 0;
         for (i, v) in tuple.iter().enumerate() {
             let ty = rel.types.get(i).ok_or_else(|| {
                 CdcError::Stream(format!(
@@ -397,22 +400,23 @@ impl Streamer {
                 ))
             })?;
             let Some(ty) = ty else { continue };
-            out.push(match v {
-                TupleValue::Null | TupleValue::UnchangedToast => None,
-                TupleValue::Binary(b) => Some(b.to_vec()),
+            match v {
+                TupleValue::Null | TupleValue::UnchangedToast => out.push(None),
+                TupleValue::Binary(b) => out.push(Some(b)),
                 TupleValue::Text(t) => {
                     self.scratch.clear();
                     text_to_binary(ty, t, &mut self.scratch).map_err(|e| {
                         CdcError::Stream(format!(
                             "table {} column {} at LSN {}: {e}",
                             self.table_name(ti),
-                            rel.names.get(out.len()).map_or("?", String::as_str),
+                            rel.names.get(n).map_or("?", String::as_str),
                             format_lsn(self.lsn)
                         ))
                     })?;
-                    Some(self.scratch.clone())
+                    out.push(Some(&self.scratch));
                 }
-            });
+            }
+            n += 1;
         }
         Ok(out)
     }
@@ -423,8 +427,12 @@ impl Streamer {
         rel_id: u32,
         new: &TupleData<'_>,
         old_full: Option<&TupleData<'_>>,
-    ) -> Result<Option<Values>, CdcError> {
-        let mut row = self.values(rel_id, new)?;
+    ) -> Result<Option<Row>, CdcError> {
+        let row = self.values(rel_id, new)?;
+        if !new.iter().any(|v| matches!(v, TupleValue::UnchangedToast)) {
+            return Ok(Some(row));
+        }
+        let mut row = row.unpack();
         // Row indices (kept columns only) of the unchanged TOAST values.
         let kept: Vec<bool> = self
             .rels
@@ -440,27 +448,30 @@ impl Streamer {
             .map(|(j, _)| j)
             .collect();
         if missing.is_empty() {
-            return Ok(Some(row));
+            return Ok(Some(Row::pack(&row)));
         }
         if let Some(old) = old_full {
-            let old_row = self.values(rel_id, old)?;
+            let old_row = self.values(rel_id, old)?.unpack();
             for &i in &missing {
                 if let (Some(slot), Some(v)) = (row.get_mut(i), old_row.get(i)) {
                     *slot = v.clone();
                 }
             }
-            return Ok(Some(row));
+            return Ok(Some(Row::pack(&row)));
         }
-        self.refetch(rel_id, &mut row, &missing).await
+        Ok(self
+            .refetch(rel_id, &mut row, &missing)
+            .await?
+            .map(|r| Row::pack(&r)))
     }
 
     /// Read the `missing` columns of the row with `row`'s key from the table as it is now.
     async fn refetch(
         &mut self,
         rel_id: u32,
-        row: &mut Values,
+        row: &mut [Value],
         missing: &[usize],
-    ) -> Result<Option<Values>, CdcError> {
+    ) -> Result<Option<Vec<Value>>, CdcError> {
         let Some(rel) = self.rels.get(&rel_id) else {
             return Ok(None);
         };
@@ -515,32 +526,32 @@ impl Streamer {
                 *slot = found.get(j).map(<[u8]>::to_vec);
             }
         }
-        Ok(Some(row.clone()))
+        Ok(Some(row.to_vec()))
     }
 
-    fn key_of(&self, rel_id: u32, row: &Values) -> Values {
+    fn key_of(&self, rel_id: u32, row: &Row) -> Key {
         match self.rels.get(&rel_id) {
-            Some(rel) => rel
-                .key
-                .iter()
-                .map(|&i| row.get(i).cloned().flatten())
-                .collect(),
-            None => Vec::new(),
+            Some(rel) => match rel.key.as_slice() {
+                // The usual case: a one-column key, often the first column.
+                [i] => Key::new([row.get(*i)]),
+                key => Key::new(key.iter().map(|&i| row.get(i))),
+            },
+            None => Key::new([]),
         }
     }
 
     /// What the buffer releases now, to hand over with [`Self::send`] in order, then
     /// [`Self::handed_off`].
-    pub fn ready(&mut self) -> Vec<Output<usize, Values, Values, SchemaVersion>> {
+    pub fn ready(&mut self, now: Instant) -> Vec<Output<usize, Key, Row, SchemaVersion>> {
         let mut outputs = Vec::new();
-        self.buffer.poll(Instant::now(), &mut outputs);
+        self.buffer.poll(now, &mut outputs);
         outputs
     }
 
     /// Hand one released output to the CLI (waits while the CLI applies backpressure).
     pub async fn send(
         &mut self,
-        o: Output<usize, Values, Values, SchemaVersion>,
+        o: Output<usize, Key, Row, SchemaVersion>,
         out: &SyncSender,
     ) -> Result<(), CdcError> {
         match o {
@@ -569,24 +580,32 @@ impl Streamer {
     }
 
     /// Everything [`Self::ready`] returned was sent: record the progress.
-    pub fn handed_off(&mut self) {
-        self.ack
-            .handed_off(self.buffer.resume_lsn(), Instant::now());
+    pub fn handed_off(&mut self, now: Instant) {
+        self.ack.handed_off(self.buffer.resume_lsn(), now);
     }
 
-    fn record(&self, table: usize, rows: &[Values]) -> Result<RecordBatch, CdcError> {
+    fn record(&self, table: usize, rows: &[Row]) -> Result<RecordBatch, CdcError> {
         let emit = &self.emit[table];
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(emit.columns.len());
-        for (i, col) in emit.columns.iter().enumerate() {
-            let mut reader = ColumnReader::new(&col.pg_type);
-            for row in rows {
-                match row.get(i).and_then(Option::as_deref) {
+        let mut readers: Vec<ColumnReader> = emit
+            .columns
+            .iter()
+            .map(|c| ColumnReader::new(&c.pg_type))
+            .collect();
+        // Row by row (a packed row is read front to back); a row with fewer values than
+        // columns gets NULLs, values past the columns are ignored.
+        for row in rows {
+            let mut values = row.iter();
+            for (reader, col) in readers.iter_mut().zip(&emit.columns) {
+                match values.next().flatten() {
                     Some(v) => reader
                         .append_value(v)
                         .map_err(|e| self.decode_err(table, format!("column {}: {e}", col.name)))?,
                     None => reader.append_null(),
                 }
             }
+        }
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(readers.len());
+        for (mut reader, col) in readers.into_iter().zip(&emit.columns) {
             let array = reader
                 .finish()
                 .map_err(|e| self.decode_err(table, format!("column {}: {e}", col.name)))?;
@@ -595,14 +614,14 @@ impl Streamer {
         RecordBatch::try_new(emit.schema.clone(), arrays).map_err(|e| self.decode_err(table, e))
     }
 
-    fn delete_message(&self, table: usize, key: &Values) -> Result<DeleteRecord, CdcError> {
+    fn delete_message(&self, table: usize, key: &Key) -> Result<DeleteRecord, CdcError> {
         let emit = &self.emit[table];
         let mut predicates = Vec::with_capacity(emit.key.len());
         for (n, &ci) in emit.key.iter().enumerate() {
             let field = emit.schema.field(ci).clone();
             let col = &emit.columns[ci];
             let mut reader = ColumnReader::new(&col.pg_type);
-            match key.get(n).and_then(Option::as_deref) {
+            match key.get(n) {
                 Some(v) => reader
                     .append_value(v)
                     .map_err(|e| self.decode_err(table, format!("key column {}: {e}", col.name)))?,

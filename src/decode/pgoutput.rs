@@ -223,6 +223,11 @@ impl<'a> TupleData<'a> {
         self.column_count == 0
     }
 
+    /// The size of the columns in the message (kinds, lengths and values), in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn iter(&self) -> TupleIter<'a> {
         TupleIter {
             buf: Buf::new(self.data),

@@ -300,6 +300,13 @@ impl Connection {
         })
     }
 
+    /// Whether the read buffer holds a whole frame after the one last returned.
+    pub(crate) fn has_buffered_frame(&self) -> bool {
+        self.read_buf
+            .get(self.consumed..)
+            .is_some_and(|rest| matches!(codec::frame(rest), Ok(Some(_))))
+    }
+
     /// The next whole message; its body is `self.read_buf[frame.body]` until the next call.
     pub(crate) async fn next_frame(&mut self) -> Result<Frame, Error> {
         if self.consumed > 0 {

@@ -26,6 +26,14 @@ impl Connection {
 }
 
 impl ReplicationStream<'_> {
+    /// Whether a whole message is already in the read buffer, so that
+    /// [`Self::next_message`] returns it without reading from the socket (it may still write
+    /// unsent bytes first). Lets a caller handle a burst of messages before doing its
+    /// per-wakeup work.
+    pub fn has_buffered_message(&self) -> bool {
+        !self.done && self.conn.has_buffered_frame()
+    }
+
     /// The next XLogData or keepalive; `data` of XLogData borrows the read buffer until the next
     /// call. `None` once the server has ended the stream (after [`Self::copy_done`] or on its own)
     /// and the connection is idle again.
@@ -53,6 +61,7 @@ impl ReplicationStream<'_> {
                 }
                 tag::READY_FOR_QUERY => {
                     self.done = true;
+                    self.conn.set_bulk_reads(false);
                     if matches!(self.conn.state, State::CopyBoth { .. }) {
                         self.conn.state = State::Idle;
                     }
@@ -98,6 +107,14 @@ impl ReplicationStream<'_> {
             reply_requested,
         );
         self.conn.flush().await
+    }
+
+    /// Bulk reads on or off (see [`super::batched_read`]): with them, a read waits up to
+    /// 2 ms for 128 KiB to arrive, so a fast stream wakes the reader (and makes the sending
+    /// walsender wake it) once per many messages instead of once per few. For a backlog, not
+    /// for a trickle of changes whose latency matters.
+    pub fn set_bulk_reads(&mut self, on: bool) {
+        self.conn.set_bulk_reads(on);
     }
 
     /// Ends the stream from our side; keep calling [`Self::next_message`] until `None` to read
