@@ -199,6 +199,7 @@ def per_run(rs, f):
 def cdc_section(results, args, standalone):
     """The CDC section, between markers so that a CDC-only run can replace it."""
     rs = [r for r in results if r["dataset"] == "cdc" and r["reader"] == "plugin-cdc"]
+    rs_unix = [r for r in results if r["dataset"] == "cdc" and r["reader"] == "plugin-cdc-unix"]
     lines = [CDC_BEGIN, "## CDC: throughput and latency (`cdc` dataset)", ""]
     if standalone:
         lines += [
@@ -238,79 +239,92 @@ def cdc_section(results, args, standalone):
         "(`src/cdc/batch.rs` `DEFAULT_LINGER`) from the first change of a group, so a row waits 0–20 ms",
         "(about 10 ms on average at this rate) by design. A record can arrive a little before the writer",
         "thread sees its COMMIT return (the walsender sends once the WAL is flushed, and the machine is",
-        f"busy): such negative latencies are kept as measured ({sum(r.get('latency_negative') or 0 for r in rs)} "
+        f"busy): such negative latencies are kept as measured ({sum(r.get('latency_negative') or 0 for r in rs + rs_unix)} "
         "in all runs).",
         "",
-        "| figure | median (min–max) over runs |",
-        "|---|---|",
+        "Every run is made twice, interleaved: over TCP 127.0.0.1 like every other reader in this file",
+        "(the headline figures and the goals), and over the server's unix socket, which takes the loopback",
+        "TCP stack out of the walsender's per-change `send()` (see the walsender's CPU per change).",
+        "",
+    ]
+    cols = [("over TCP 127.0.0.1", rs)] + ([("over a unix socket", rs_unix)] if rs_unix else [])
+    lines += [
+        "| figure | " + " | ".join(f"{name}: median (min–max)" for name, _ in cols) + " |",
+        "|---|" + "---|" * len(cols),
     ]
 
-    def row(label, value):
-        lines.append(f"| {label} | {value} |")
+    def row(label, f):
+        lines.append(f"| {label} | " + " | ".join(f(c) for _, c in cols) + " |")
 
-    row("initial snapshot: rows/s (Sync → last snapshot row)",
-        spread([{"v": r["snapshot_rows"] / r["snapshot_s"]} for r in rs if r.get("snapshot_s")], "v", digits=0))
-    row("**drain: changes/s decoded and emitted** (first → last change received)", spread(rs, "changes_per_s", digits=0))
-    row("drain: seconds (first → last change)", spread(rs, "drain_s"))
+    def ratio_of(num, den, scale=1.0, digits=2):
+        """Spread of r[num] / r[den] over the runs."""
+        return lambda c: spread(
+            [{"v": r[num] / r[den]} for r in c if r.get(num) is not None and r.get(den)], "v", scale, digits
+        )
+
+    row("initial snapshot: rows/s (Sync → last snapshot row)", ratio_of("snapshot_rows", "snapshot_s", digits=0))
+    row("**drain: changes/s decoded and emitted** (first → last change received)",
+        lambda c: spread(c, "changes_per_s", digits=0))
+    row("drain: seconds (first → last change)", lambda c: spread(c, "drain_s"))
     row("drain: changes/s from the Sync call (includes slot acquisition, first transaction)",
-        spread([{"v": r["changes"] / r["drain_from_sync_s"]} for r in rs if r.get("drain_from_sync_s")], "v", digits=0))
-    row("server ceiling: `pg_logical_slot_peek_binary_changes` changes/s", spread(rs, "ceiling_changes_per_s", digits=0))
-    row("drain ÷ ceiling",
-        spread([{"v": r["changes_per_s"] / r["ceiling_changes_per_s"]} for r in rs
-                if r.get("changes_per_s") and r.get("ceiling_changes_per_s")], "v"))
-    row("plugin CPU during the drain: s", spread(rs, "plugin_cpu_drain_s"))
-    row("plugin CPU during the drain: % of one core",
-        spread([{"v": r["plugin_cpu_drain_s"] / r["drain_s"]} for r in rs
-                if r.get("plugin_cpu_drain_s") is not None and r.get("drain_s")], "v", 100, 0))
-    row("plugin CPU per change: µs",
-        spread([{"v": r["plugin_cpu_drain_s"] / r["changes"]} for r in rs
-                if r.get("plugin_cpu_drain_s") is not None and r.get("changes")], "v", 1e6))
-    row("walsender CPU during the drain: % of one core",
-        spread([{"v": r["walsender_cpu_drain_s"] / r["drain_s"]} for r in rs
-                if r.get("walsender_cpu_drain_s") is not None and r.get("drain_s")], "v", 100, 0))
-    row("walsender CPU per change: µs",
-        spread([{"v": r["walsender_cpu_drain_s"] / r["changes"]} for r in rs
-                if r.get("walsender_cpu_drain_s") is not None and r.get("changes")], "v", 1e6))
-    row("harness CPU during the drain: s (decodes the key column of every record)", spread(rs, "harness_cpu_drain_s"))
+        ratio_of("changes", "drain_from_sync_s", digits=0))
+    row("server ceiling: `pg_logical_slot_peek_binary_changes` changes/s",
+        lambda c: spread(c, "ceiling_changes_per_s", digits=0))
+    row("drain ÷ ceiling", ratio_of("changes_per_s", "ceiling_changes_per_s"))
+    row("plugin CPU during the drain: s", lambda c: spread(c, "plugin_cpu_drain_s"))
+    row("plugin CPU during the drain: % of one core", ratio_of("plugin_cpu_drain_s", "drain_s", 100, 0))
+    row("plugin CPU per change: µs", ratio_of("plugin_cpu_drain_s", "changes", 1e6))
+    row("walsender CPU during the drain: % of one core", ratio_of("walsender_cpu_drain_s", "drain_s", 100, 0))
+    row("walsender CPU per change: µs", ratio_of("walsender_cpu_drain_s", "changes", 1e6))
+    row("harness CPU during the drain: s (decodes the key column of every record)",
+        lambda c: spread(c, "harness_cpu_drain_s"))
 
     def total_us(r):
         parts = [r.get("plugin_cpu_drain_s"), r.get("walsender_cpu_drain_s"), r.get("harness_cpu_drain_s")]
         return None if None in parts or not r.get("changes") else sum(parts) / r["changes"] * 1e6
 
     cores = os.cpu_count() or 1
-    row("plugin + walsender + harness CPU per change: µs", spread([{"v": total_us(r)} for r in rs if total_us(r)], "v"))
+    row("plugin + walsender + harness CPU per change: µs",
+        lambda c: spread([{"v": total_us(r)} for r in c if total_us(r)], "v"))
     row(f"CPU bound on this machine's {cores} cores: changes/s ({cores} ÷ the line above)",
-        spread([{"v": cores / total_us(r) * 1e6} for r in rs if total_us(r)], "v", digits=0))
-    row("server ceiling: backend CPU per change: µs",
-        spread([{"v": r["ceiling_backend_cpu_s"] / r["changes"]} for r in rs
-                if r.get("ceiling_backend_cpu_s") is not None and r.get("changes")], "v", 1e6))
-    row("plugin peak RSS, restarted run (drain + latency): MiB", spread(rs, "plugin_max_rss_kib", 1 / 1024, 1))
-    row("plugin peak RSS, snapshot run: MiB", spread(rs, "snapshot_plugin_max_rss_kib", 1 / 1024, 1))
+        lambda c: spread([{"v": cores / total_us(r) * 1e6} for r in c if total_us(r)], "v", digits=0))
+    row("server ceiling: backend CPU per change: µs", ratio_of("ceiling_backend_cpu_s", "changes", 1e6))
+    row("plugin peak RSS, restarted run (drain + latency): MiB", lambda c: spread(c, "plugin_max_rss_kib", 1 / 1024, 1))
+    row("plugin peak RSS, snapshot run: MiB", lambda c: spread(c, "snapshot_plugin_max_rss_kib", 1 / 1024, 1))
     row("latency writer: transactions committed / achieved tx/s",
-        f"{spread(rs, 'latency_committed', digits=0)} / {spread(rs, 'latency_achieved_tps', digits=0)}")
-    row("**latency p50** ms", spread(rs, "latency_p50_ms", digits=1))
-    row("latency p90 ms", spread(rs, "latency_p90_ms", digits=1))
-    row("**latency p99** ms", spread(rs, "latency_p99_ms", digits=1))
-    row("latency max ms", spread(rs, "latency_max_ms", digits=1))
-    lost = sum((r.get("lost_changes") or 0) + (r.get("latency_lost") or 0) for r in rs)
-    dups = sum((r.get("duplicate_changes") or 0) + (r.get("latency_duplicates") or 0) for r in rs)
-    unexpected = sum((r.get("unexpected_changes") or 0) + (r.get("latency_unexpected") or 0) for r in rs)
-    row("changes lost / duplicated / unexpected, all runs", f"{lost} / {dups} / {unexpected}")
+        lambda c: f"{spread(c, 'latency_committed', digits=0)} / {spread(c, 'latency_achieved_tps', digits=0)}")
+    row("**latency p50** ms", lambda c: spread(c, "latency_p50_ms", digits=1))
+    row("latency p90 ms", lambda c: spread(c, "latency_p90_ms", digits=1))
+    row("**latency p99** ms", lambda c: spread(c, "latency_p99_ms", digits=1))
+    row("latency max ms", lambda c: spread(c, "latency_max_ms", digits=1))
+
+    def losses(c):
+        lost = sum((r.get("lost_changes") or 0) + (r.get("latency_lost") or 0) for r in c)
+        dups = sum((r.get("duplicate_changes") or 0) + (r.get("latency_duplicates") or 0) for r in c)
+        unexpected = sum((r.get("unexpected_changes") or 0) + (r.get("latency_unexpected") or 0) for r in c)
+        return lost, dups, unexpected
+
+    row("changes lost / duplicated / unexpected, all runs", lambda c: " / ".join(str(n) for n in losses(c)))
     lines.append("")
 
-    lines += ["| CDC goal (issue 6) | measured (median) | met |", "|---|---|---|"]
+    lines += ["| CDC goal (issue 6), over TCP | measured (median) | met |", "|---|---|---|"]
     rate = med([r.get("changes_per_s") for r in rs])
+    rate_unix = med([r.get("changes_per_s") for r in rs_unix])
     p50 = med([r.get("latency_p50_ms") for r in rs])
     p99 = med([r.get("latency_p99_ms") for r in rs])
     tps = med([r.get("latency_achieved_tps") for r in rs])
+    lost = losses(rs)[0] + losses(rs_unix)[0]
 
     def goal(g, m, ok):
         lines.append(f"| {g} | {m} | {'–' if ok is None else ('yes' if ok else '**no**')} |")
 
-    goal("≥ 250,000 row changes/s decoded and emitted", "–" if rate is None else f"{rate:,.0f}/s", None if rate is None else rate >= 250_000)
+    measured = "–" if rate is None else f"{rate:,.0f}/s"
+    if rate_unix is not None:
+        measured += f" (over a unix socket: {rate_unix:,.0f}/s)"
+    goal("≥ 250,000 row changes/s decoded and emitted", measured, None if rate is None else rate >= 250_000)
     goal(f"latency p50 ≤ 50 ms at 1,000 tx/s (achieved {fmt(tps, 0)} tx/s)", f"{fmt(p50, 1)} ms", None if p50 is None else p50 <= 50)
     goal("latency p99 ≤ 250 ms at 1,000 tx/s", f"{fmt(p99, 1)} ms", None if p99 is None else p99 <= 250)
-    goal("no change lost", f"{lost} lost", lost == 0)
+    goal("no change lost (both transports)", f"{lost} lost", lost == 0)
     lines += ["", CDC_END, ""]
     return lines
 
@@ -420,27 +434,28 @@ def check_smoke(args):
         if not any(r["reader"] == "plugin-tables" for r in results):
             problems.append("many: no Init + GetTables figure")
     if "cdc" in args.datasets.split() and "plugin" in args.readers.split():
-        rs = [r for r in results if r["dataset"] == "cdc" and r["reader"] == "plugin-cdc"]
-        if not rs:
-            problems.append("cdc: no figure (the run failed)")
-        for r in rs:
-            # Expected counts come from PostgreSQL (the writer's command tags), not from the plugin.
-            if not r.get("changes") or not r.get("changes_per_s"):
-                problems.append("cdc: no throughput figure")
-            if r.get("snapshot_rows") != r.get("snapshot_rows_expected"):
-                problems.append(f"cdc: snapshot delivered {r.get('snapshot_rows')} rows, PostgreSQL counted {r.get('snapshot_rows_expected')}")
-            if r.get("received_changes") != r.get("changes") or r.get("lost_changes"):
-                problems.append(f"cdc: {r.get('lost_changes')} of {r.get('changes')} backlog changes lost")
-            if r.get("unexpected_changes"):
-                problems.append(f"cdc: {r.get('unexpected_changes')} unexpected changes in the drain")
-            if not r.get("latency_committed") or r.get("latency_p50_ms") is None:
-                problems.append("cdc: no latency figure")
-            if r.get("latency_lost"):
-                problems.append(f"cdc: {r.get('latency_lost')} of {r.get('latency_committed')} latency transactions lost")
-            if r.get("ceiling_changes_per_s") is None:
-                problems.append("cdc: no server ceiling figure")
-            if r.get("errors"):
-                problems.append(f"cdc: error messages {r.get('errors')}")
+        for reader, transport in (("plugin-cdc", "TCP"), ("plugin-cdc-unix", "unix socket")):
+            rs = [r for r in results if r["dataset"] == "cdc" and r["reader"] == reader]
+            if not rs:
+                problems.append(f"cdc ({transport}): no figure (the run failed)")
+            for r in rs:
+                # Expected counts come from PostgreSQL (the writer's command tags), not from the plugin.
+                if not r.get("changes") or not r.get("changes_per_s"):
+                    problems.append(f"cdc ({transport}): no throughput figure")
+                if r.get("snapshot_rows") != r.get("snapshot_rows_expected"):
+                    problems.append(f"cdc ({transport}): snapshot delivered {r.get('snapshot_rows')} rows, PostgreSQL counted {r.get('snapshot_rows_expected')}")
+                if r.get("received_changes") != r.get("changes") or r.get("lost_changes"):
+                    problems.append(f"cdc ({transport}): {r.get('lost_changes')} of {r.get('changes')} backlog changes lost")
+                if r.get("unexpected_changes"):
+                    problems.append(f"cdc ({transport}): {r.get('unexpected_changes')} unexpected changes in the drain")
+                if not r.get("latency_committed") or r.get("latency_p50_ms") is None:
+                    problems.append(f"cdc ({transport}): no latency figure")
+                if r.get("latency_lost"):
+                    problems.append(f"cdc ({transport}): {r.get('latency_lost')} of {r.get('latency_committed')} latency transactions lost")
+                if r.get("ceiling_changes_per_s") is None:
+                    problems.append(f"cdc ({transport}): no server ceiling figure")
+                if r.get("errors"):
+                    problems.append(f"cdc ({transport}): error messages {r.get('errors')}")
     for p in problems:
         print(f"bench smoke: {p}", file=sys.stderr)
     print(f"bench smoke: {'FAIL' if problems else 'PASS'} ({len(results)} measurements)")

@@ -20,7 +20,8 @@
 # `cdc` (change data capture, benches/harness/cdc.rs): per run, on a fresh copy of the database
 # `bench_cdc` (1 M pgbench-like accounts at scale 1): the initial snapshot, a backlog of 1 M row
 # changes drained by the restarted plugin (changes/s, CPU), commit → receive latency at 1,000
-# single-row transactions/s for 15 s, and the server's own decoding ceiling on the same WAL.
+# single-row transactions/s for 15 s, and the server's own decoding ceiling on the same WAL;
+# each run over TCP and, interleaved, over the server's unix socket.
 # Medians and ratios go to --out (default docs/benchmarks.md; with --smoke a temporary file)
 # together with the machine, the versions and the command; every measurement is kept as JSON
 # lines next to it (<out>.jsonl).
@@ -315,18 +316,25 @@ if [ "$need_cdc" = 1 ]; then
     if [[ " $readers " == *" plugin "* ]]; then
         if [ "$smoke" = 1 ]; then cdc_latency_s="${CQPG_BENCH_CDC_LATENCY_S:-2}"; else cdc_latency_s="${CQPG_BENCH_CDC_LATENCY_S:-15}"; fi
         cdc_changes="$(rows_of 1000000)"
-        cq_log "cdc: $runs run(s): snapshot, backlog of $cdc_changes changes drained, ${cdc_latency_s}s at 1,000 tx/s"
-        spec="$(jq -cn --arg u "$(url_of bench_cdc_run)" '{connection_string: $u, cdc_id: "bench"}')"
+        cq_log "cdc: $runs run(s) over TCP and a unix socket each: snapshot, backlog of $cdc_changes changes drained, ${cdc_latency_s}s at 1,000 tx/s"
+        # Each run twice, interleaved: over TCP 127.0.0.1 like every other reader (the headline),
+        # and over the server's unix socket, which takes the loopback TCP stack out of the
+        # walsender's per-message send() (the drain's bottleneck over TCP).
         for run in $(seq 1 "$runs"); do
-            drop_cdc_run
-            q -d postgres -c "CREATE DATABASE bench_cdc_run TEMPLATE bench_cdc"
-            if res="$("$harness" cdc --plugin "$plugin" --spec "$spec" --changes "$cdc_changes" \
-                --latency-seconds "$cdc_latency_s" --rate 1000 2>"$work/plugin.err")"; then
-                record cdc cdc plugin-cdc "$run" "$res"
-            else
-                cq_log "cdc run $run failed: $(tail -15 "$work/plugin.err")"
-            fi
-            drop_cdc_run
+            for transport in tcp unix; do
+                if [ "$transport" = tcp ]; then u="$(url_of bench_cdc_run)"; reader=plugin-cdc
+                else u="postgres://postgres@:$port/bench_cdc_run?host=$sockdir"; reader=plugin-cdc-unix; fi
+                spec="$(jq -cn --arg u "$u" '{connection_string: $u, cdc_id: "bench"}')"
+                drop_cdc_run
+                q -d postgres -c "CREATE DATABASE bench_cdc_run TEMPLATE bench_cdc"
+                if res="$("$harness" cdc --plugin "$plugin" --spec "$spec" --changes "$cdc_changes" \
+                    --latency-seconds "$cdc_latency_s" --rate 1000 2>"$work/plugin.err")"; then
+                    record cdc cdc "$reader" "$run" "$res"
+                else
+                    cq_log "cdc run $run ($transport) failed: $(tail -15 "$work/plugin.err")"
+                fi
+                drop_cdc_run
+            done
         done
     else
         cq_log "cdc: skipped (the plugin reader is not in --readers)"
