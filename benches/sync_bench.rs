@@ -39,6 +39,30 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// Walks `--flag [value]` arguments: `handle` gets each flag and a function that takes its value,
+/// and returns whether it knew the flag. `--bench` (which `cargo bench` passes to
+/// `harness = false` targets) is skipped; an unknown flag is an error.
+fn for_each_flag(
+    args: &[String],
+    mut handle: impl FnMut(&str, &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String>,
+) -> Result<(), String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--bench" {
+            continue;
+        }
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
+        if !handle(a, &mut value)? {
+            return Err(format!("unknown argument {a}\n{USAGE}"));
+        }
+    }
+    Ok(())
+}
+
 fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> {
     let mut opts = RunOptions {
         plugin: PathBuf::new(),
@@ -51,14 +75,8 @@ fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> 
         keep_logs: None,
         adaptive_window: false,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{a} needs a value"))
-        };
-        match a.as_str() {
+    for_each_flag(args, |flag, value| {
+        match flag {
             "--plugin" => opts.plugin = value()?.into(),
             "--spec" => opts.spec = value()?,
             "--spec-file" => {
@@ -71,11 +89,10 @@ fn parse_plugin_args(args: &[String], sync: bool) -> Result<RunOptions, String> 
             "--timeout" => opts.timeout = Duration::from_secs_f64(secs(&value()?)?),
             "--logs" => opts.keep_logs = Some(value()?.into()),
             "--adaptive-window" => opts.adaptive_window = true,
-            // `cargo bench` passes --bench to harness = false targets.
-            "--bench" => {}
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if opts.plugin.as_os_str().is_empty() {
         return Err(format!("--plugin is required\n{USAGE}"));
     }
@@ -107,14 +124,8 @@ fn parse_cdc_args(args: &[String]) -> Result<CdcOptions, String> {
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("not a positive integer: {v}"))
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{a} needs a value"))
-        };
-        match a.as_str() {
+    for_each_flag(args, |flag, value| {
+        match flag {
             "--plugin" => opts.plugin = value()?.into(),
             "--spec" => opts.spec = value()?,
             "--changes" => opts.changes = count(value()?)?,
@@ -124,10 +135,10 @@ fn parse_cdc_args(args: &[String]) -> Result<CdcOptions, String> {
             "--idle-timeout" => opts.idle_timeout = Duration::from_secs_f64(secs(&value()?)?),
             "--timeout" => opts.timeout = Duration::from_secs_f64(secs(&value()?)?),
             "--logs" => opts.keep_logs = Some(value()?.into()),
-            "--bench" => {}
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if opts.plugin.as_os_str().is_empty() || opts.spec.is_empty() {
         return Err(format!("--plugin and --spec are required\n{USAGE}"));
     }
