@@ -5,12 +5,15 @@
 //! sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
 //! sync_bench cdc    --plugin BIN --spec JSON [--changes N] [--txn-changes N] [--latency-seconds S] [--rate TPS] [--timeout SECS] [--logs DIR]
 //! sync_bench exec   [--timeout SECS] -- COMMAND [ARGS…]
+//! sync_bench limits
 //! ```
 //! `sync`: launch the plugin as the CLI does, Init, Sync, count rows/bytes from the Arrow IPC
 //! headers and discard them. `tables`: Init + GetTables only. `cdc`: CDC throughput (a backlog
 //! drained on restart), commit → receive latency and the server's decoding ceiling, on a fresh
 //! copy of the `cdc` dataset (see `harness/cdc.rs`). `exec`: run any command and measure it the
 //! same way (wall, user+sys CPU and peak RSS of the child from `wait4`), for the peers.
+//! `limits`: this plugin's Sync channel capacity and default concurrency, from its code, for
+//! the report's memory bound (records in flight).
 //! Each prints one JSON object on stdout; errors go to stderr with exit code 1.
 //! `scripts/bench.sh` drives it; see `docs/benchmarks.md`.
 
@@ -29,7 +32,8 @@ const USAGE: &str = "usage:
   sync_bench sync   --plugin BIN --spec JSON [--tables a,b] [--skip-tables x,y] [--get-tables] [--adaptive-window] [--timeout SECS] [--logs DIR]
   sync_bench tables --plugin BIN --spec JSON [--tables a,b] [--timeout SECS]
   sync_bench cdc    --plugin BIN --spec JSON [--changes N] [--txn-changes N] [--latency-seconds S] [--rate TPS] [--idle-timeout SECS] [--timeout SECS] [--logs DIR]
-  sync_bench exec   [--timeout SECS] -- COMMAND [ARGS...]";
+  sync_bench exec   [--timeout SECS] -- COMMAND [ARGS...]
+  sync_bench limits";
 
 fn list(v: &str) -> Vec<String> {
     v.split(',')
@@ -224,6 +228,10 @@ fn main() -> ExitCode {
         }),
         "exec" => exec(rest),
         "selftest" => harness::ipc::selftest().map(|()| json!({"selftest": "ok"})),
+        "limits" => Ok(json!({
+            "sync_channel_capacity": cq_source_postgresql::plugin::service::SYNC_CHANNEL_CAPACITY,
+            "default_concurrency": cq_source_postgresql::plugin::spec::DEFAULT_CONCURRENCY,
+        })),
         "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

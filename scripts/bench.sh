@@ -128,6 +128,8 @@ harness="$(jq -r 'select(.reason == "compiler-artifact" and .target.name == "syn
 plugin="${CQPG_BENCH_PLUGIN:-$CARGO_TARGET_DIR/release/cq-source-postgresql}"
 [ -x "$harness" ] && [ -x "$plugin" ] || cq_die "build artifacts missing ($harness, $plugin)"
 "$harness" selftest >/dev/null || cq_die "sync_bench selftest failed"
+# The plugin's Sync channel capacity and default concurrency, for the report's memory bound.
+plugin_limits="$("$harness" limits)" || cq_die "sync_bench limits failed"
 
 # --- the server --------------------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/cq-bench.XXXXXX")"
@@ -388,7 +390,7 @@ report_args=()
 [ "$section_only" = 1 ] && report_args+=(--cdc-section-only)
 python3 "$CQ_REPO_ROOT/benches/report.py" --results "$results" --out "$out" --command "$cmdline" "${report_args[@]}" \
     --machine "$machine" --versions "$versions" --runs "$runs" --scale "$scale" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-    --load "$(uptime | sed 's/.*load average/load average/')" --note "${CQPG_BENCH_NOTE:-}"
+    --load "$(uptime | sed 's/.*load average/load average/')" --note "${CQPG_BENCH_NOTE:-}" --plugin-limits "$plugin_limits"
 cq_log "results: $out (raw: $results)"
 if [ "$smoke" = 1 ]; then
     # The smoke passes when every reader produced a figure and the plugin delivered every row.
