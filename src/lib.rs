@@ -19,6 +19,7 @@
 pub mod catalog;
 pub mod cdc;
 pub mod decode;
+pub mod incremental;
 pub mod logging;
 pub mod plugin;
 pub mod source;

@@ -40,7 +40,7 @@ impl Backfill for CopyBackfill {
                 self.out
                     .send(SyncMessage::MigrateTable(schema.clone()))
                     .await?;
-                let sql = cq_source_postgresql::sync::plan::copy_statement(t, None);
+                let sql = cq_source_postgresql::sync::plan::copy_statement(t, None, None, None);
                 let types: Vec<PgType> = t.columns.iter().map(|c| c.pg_type.clone()).collect();
                 let mut dec = CopyBinaryDecoder::new(&types);
                 let mut copy = leader.copy_out(&sql).await?;

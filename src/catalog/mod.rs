@@ -7,4 +7,5 @@ pub mod schema;
 pub mod select;
 pub mod types;
 
-pub use model::{parse_catalog, quote_ident, Catalog, CatalogParseError, Column, RelKind, Table};
+pub use model::{
+    parse_catalog, quote_ident, quote_literal, Catalog, CatalogParseError, Column, RelKind, Table};

@@ -101,6 +101,16 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// A string literal that means the same with or without `standard_conforming_strings`: a value
+/// holding a backslash is written as an escape string (`E'…'`) with the backslash doubled.
+pub fn quote_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
 struct Cells<'a> {
     query: &'static str,
     row: &'a [Option<String>],

@@ -121,19 +121,7 @@ pub fn write_state_sql(publication: &str, state: &CdcState) -> String {
     )
 }
 
-/// A string literal that means the same with or without `standard_conforming_strings`.
-pub fn quote_literal(s: &str) -> String {
-    if s.contains('\\') {
-        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
-}
-
-/// Always-quoted identifier.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+pub use crate::catalog::{quote_ident, quote_literal};
 
 #[cfg(test)]
 mod tests {

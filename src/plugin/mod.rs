@@ -20,4 +20,6 @@ pub mod server;
 pub mod service;
 pub mod spec;
 pub mod spec_schema;
+pub mod state_client;
+pub mod table_options;
 pub mod transport;

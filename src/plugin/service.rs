@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Schema, SchemaRef};
-use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -237,14 +237,46 @@ pub enum SendError {
 /// dropped before [`Source::sync`] returns, or the stream stays open.
 #[derive(Clone)]
 pub struct SyncSender {
-    tx: mpsc::Sender<Result<pb::sync::Response, Status>>,
+    tx: mpsc::Sender<Outgoing>,
     with_error_messages: bool,
     /// Shared by the clones: each table's schema message is encoded once.
     ipc: IpcEncoder,
 }
 
+/// What travels from the sync to the gRPC stream.
+enum Outgoing {
+    Message(Result<pb::sync::Response, Status>),
+    /// Answered when the stream takes it, i.e. once every message queued before it was taken.
+    Barrier(oneshot::Sender<()>),
+}
+
 /// The receiving end of a [`SyncSender`]: encoded Sync responses, then at most one failed status.
-pub type SyncReceiver = mpsc::Receiver<Result<pb::sync::Response, Status>>;
+pub struct SyncReceiver {
+    rx: mpsc::Receiver<Outgoing>,
+}
+
+impl SyncReceiver {
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<pb::sync::Response, Status>>> {
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Outgoing::Barrier(done))) => {
+                    // The waiter may have given up; nothing to tell then.
+                    let _ = done.send(());
+                }
+                Poll::Ready(Some(Outgoing::Message(m))) => return Poll::Ready(Some(m)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Option<Result<pb::sync::Response, Status>> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
 
 impl SyncSender {
     /// A sender and its receiver, as the Sync RPC creates them; also lets the sync layers drive
@@ -257,7 +289,7 @@ impl SyncSender {
                 with_error_messages,
                 ipc: IpcEncoder::default(),
             },
-            rx,
+            SyncReceiver { rx },
         )
     }
 
@@ -267,9 +299,21 @@ impl SyncSender {
             return Ok(());
         };
         self.tx
-            .send(Ok(response))
+            .send(Outgoing::Message(Ok(response)))
             .await
             .map_err(|_| SendError::Closed)
+    }
+
+    /// Waits until the gRPC stream has taken every message this sender (or any clone) queued
+    /// before the call: from then on they are the CLI's. The incremental sync stores a table's
+    /// position only after this.
+    pub async fn flushed(&self) -> Result<(), SendError> {
+        let (done, taken) = oneshot::channel();
+        self.tx
+            .send(Outgoing::Barrier(done))
+            .await
+            .map_err(|_| SendError::Closed)?;
+        taken.await.map_err(|_| SendError::Closed)
     }
 
     /// True once the client went away.
@@ -585,9 +629,9 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
                     log_error!("sync failed", error = e.to_string());
                     // Ignored if the client is gone already.
                     let _ = tx
-                        .send(Err(Status::internal(format!(
+                        .send(Outgoing::Message(Err(Status::internal(format!(
                             "failed to sync records: {e}"
-                        ))))
+                        )))))
                         .await;
                 }
             }

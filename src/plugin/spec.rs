@@ -9,6 +9,8 @@
 //! | `destination_table_name` | string, `{{TABLE}}` | see [`TableNameTemplate`] |
 //! | `cdc_id` | string, empty = CDC off | see [`CdcId`] |
 //! | `concurrency` | integer, 4 | ≥ 1: how many tables are read at the same time |
+//! | `incremental` | string, `off` | `off` or `xmin`; not with `cdc_id` (see [`super::table_options`]) |
+//! | `table_options` | list, empty | per-table `cursor_column`, `exclude_columns`, `filter`; a `cursor_column` not with `cdc_id` |
 //!
 //! Any other key is an error naming it. Every problem is reported (not just the first), each naming
 //! its field and the rule. The spec `null` (no `spec:` in the YAML) is the empty spec, which fails on
@@ -20,6 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::table_options::{
+    parse_incremental, parse_table_options, IncrementalMode, TableOptionsEntry,
+};
 use crate::cdc::{cdc_names, CdcNames};
 use crate::logging::Level;
 
@@ -29,13 +34,15 @@ pub const DEFAULT_TABLE_TEMPLATE: &str = "{{TABLE}}";
 /// Longest accepted `cdc_id` (the naming rule lives in [`crate::cdc::names`]).
 pub const MAX_CDC_ID: usize = crate::cdc::names::MAX_CDC_ID_LEN;
 
-pub const FIELDS: [&str; 6] = [
+pub const FIELDS: [&str; 8] = [
     "connection_string",
     "pgx_log_level",
     "rows_per_record",
     "destination_table_name",
     "cdc_id",
     "concurrency",
+    "incremental",
+    "table_options",
 ];
 
 /// Checks a connection string; the error text must already mask any password.
@@ -58,7 +65,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: &str, problem: impl Into<String>) -> SpecError {
+    pub(crate) fn new(field: &str, problem: impl Into<String>) -> SpecError {
         SpecError {
             field: field.to_string(),
             problem: problem.into(),
@@ -105,6 +112,10 @@ pub struct Spec {
     pub cdc_id: Option<CdcId>,
     /// Tables read at the same time.
     pub concurrency: usize,
+    /// How tables without a `cursor_column` are synced.
+    pub incremental: IncrementalMode,
+    /// Per-table options, in the order written.
+    pub table_options: Vec<TableOptionsEntry>,
 }
 
 impl fmt::Debug for Spec {
@@ -120,6 +131,8 @@ impl fmt::Debug for Spec {
             )
             .field("cdc_id", &self.cdc_id.as_ref().map(CdcId::as_str))
             .field("concurrency", &self.concurrency)
+            .field("incremental", &self.incremental)
+            .field("table_options", &self.table_options)
             .finish()
     }
 }
@@ -263,11 +276,34 @@ impl Spec {
             }
         };
 
+        let incremental = parse_incremental(map.get("incremental"), &mut errors);
+        let table_options = parse_table_options(map.get("table_options"), &mut errors);
+        if cdc_requested {
+            if incremental != IncrementalMode::Off {
+                errors.push(SpecError::new(
+                    "incremental",
+                    "cannot be combined with cdc_id: choose CDC (keep cdc_id, remove incremental) \
+                     to stream every change including deletes through logical replication, or an \
+                     incremental sync without replication (keep incremental, remove cdc_id)",
+                ));
+            }
+            for entry in table_options.iter().filter(|e| e.cursor_column.is_some()) {
+                errors.push(SpecError::new(
+                    &format!("{}.cursor_column", entry.name()),
+                    "cannot be combined with cdc_id: choose CDC (keep cdc_id, remove \
+                     cursor_column) or an incremental sync by this column (keep cursor_column, \
+                     remove cdc_id)",
+                ));
+            }
+        }
+
         if !errors.is_empty() {
+            // Stable sort: nested fields (`table_options[0].filter`) sort with their top field.
             errors.sort_by_key(|e| {
+                let top = e.field.split(['[', '.']).next().unwrap_or_default();
                 FIELDS
                     .iter()
-                    .position(|f| *f == e.field)
+                    .position(|f| *f == top)
                     .unwrap_or(FIELDS.len())
             });
             return Err(SpecErrors(errors));
@@ -279,6 +315,8 @@ impl Spec {
             destination_table_name,
             cdc_id,
             concurrency,
+            incremental,
+            table_options,
         })
     }
 }
@@ -312,7 +350,7 @@ fn positive_integer(
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -597,6 +635,38 @@ mod tests {
         assert_eq!(spec.concurrency, 4);
         assert!(spec.destination_table_name.is_identity());
         assert_eq!(spec.cdc_id, None);
+        assert_eq!(spec.incremental, IncrementalMode::Off);
+        assert!(spec.table_options.is_empty());
+    }
+
+    #[test]
+    fn incremental_and_cursor_columns_exclude_cdc() {
+        let e = errors(json!({
+            "connection_string": CONN,
+            "cdc_id": "x",
+            "incremental": "xmin",
+            "table_options": [{"tables": ["t"], "cursor_column": "c"}, {"tables": ["u"], "filter": "true"}]
+        }));
+        assert_eq!(
+            e.fields(),
+            vec!["incremental", "table_options[0].cursor_column"]
+        );
+        assert!(e.0[0].problem.contains("choose CDC"));
+        let ok = parse(json!({
+            "connection_string": CONN,
+            "incremental": "xmin",
+            "table_options": [{"tables": ["t"], "cursor_column": "c"}]
+        }))
+        .unwrap();
+        assert_eq!(ok.incremental, IncrementalMode::Xmin);
+        assert_eq!(ok.table_options.len(), 1);
+        // filter and exclude_columns work with CDC.
+        parse(json!({
+            "connection_string": CONN,
+            "cdc_id": "x",
+            "table_options": [{"tables": ["t"], "exclude_columns": ["c"], "filter": "id > 1"}]
+        }))
+        .unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use serde_json::{json, Value};
 
+use super::table_options::IncrementalMode;
 use super::spec::{
     CdcId, DEFAULT_CONCURRENCY, DEFAULT_ROWS_PER_RECORD, DEFAULT_TABLE_TEMPLATE, MAX_CDC_ID,
 };
@@ -75,20 +76,77 @@ pub fn spec_schema() -> Value {
                 "type": "integer",
                 "minimum": 1,
                 "default": DEFAULT_CONCURRENCY
-            }
-        },
-        "if": {
-            "required": ["cdc_id"],
-            "properties": { "cdc_id": { "type": "string", "minLength": 1 } }
-        },
-        "then": {
-            "properties": {
-                "destination_table_name": {
-                    "description": "dynamic placeholders are not allowed in CDC mode",
-                    "not": { "pattern": TIME_PLACEHOLDER_PATTERN }
+            },
+            "incremental": {
+                "description": "off: every sync reads every row. xmin: after the first sync, read only \
+                                the rows written by transactions the previous sync did not see \
+                                (needs backend_options; not with cdc_id).",
+                "type": "string",
+                "enum": IncrementalMode::NAMES,
+                "default": "off"
+            },
+            "table_options": {
+                "description": "Per-table options, applied in order; each entry's `tables` are patterns as in \
+                                the source's `tables`.",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["tables"],
+                    "minProperties": 2,
+                    "properties": {
+                        "tables": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": { "type": "string", "minLength": 1 }
+                        },
+                        "cursor_column": {
+                            "description": "Sync this table incrementally by this column (integer, numeric, \
+                                            date, timestamp, timestamptz or text type).",
+                            "type": "string",
+                            "minLength": 1
+                        },
+                        "exclude_columns": {
+                            "description": "Columns never read and never sent.",
+                            "type": "array",
+                            "items": { "type": "string", "minLength": 1 }
+                        },
+                        "filter": {
+                            "description": "A SQL boolean expression: only matching rows are synced.",
+                            "type": "string",
+                            "minLength": 1,
+                            "pattern": r"\S"
+                        }
+                    }
                 }
             }
-        }
+        },
+        "allOf": [
+            {
+                "if": {
+                    "required": ["cdc_id"],
+                    "properties": { "cdc_id": { "type": "string", "minLength": 1 } }
+                },
+                "then": {
+                    "properties": {
+                        "destination_table_name": {
+                            "description": "dynamic placeholders are not allowed in CDC mode",
+                            "not": { "pattern": TIME_PLACEHOLDER_PATTERN }
+                        },
+                        "incremental": {
+                            "description": "incremental sync and CDC exclude each other: remove cdc_id or incremental",
+                            "const": "off"
+                        },
+                        "table_options": {
+                            "items": {
+                                "description": "cursor_column and CDC exclude each other: remove cdc_id or cursor_column",
+                                "not": { "required": ["cursor_column"] }
+                            }
+                        }
+                    }
+                }
+            }
+        ]
     })
 }
 

@@ -17,9 +17,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use tokio::sync::mpsc;
+
+use crate::catalog::quote_literal;
 use crate::decode::{CopyBinaryDecoder, DecodeError};
 use crate::plugin::service::{SendError, SyncMessage, SyncSender};
-use crate::sync::plan::{copy_statement, work_items, TablePlan, WorkItem};
+use crate::sync::plan::{item_statement, work_items, TablePlan, WorkItem};
 use crate::wire::{self, Connection};
 use crate::{log_debug, log_error, log_info, log_warn};
 
@@ -33,6 +36,17 @@ pub struct SyncOptions {
     pub max_record_bytes: usize,
     /// ctid range size for splitting big tables (PostgreSQL 14+), 0 = never split.
     pub chunk_pages: u32,
+    /// Told of each table whose every row was handed to the output channel without error (the
+    /// incremental sync stores its position then). A failed table is never reported.
+    pub table_done: Option<mpsc::UnboundedSender<TableDone>>,
+}
+
+/// A table read to the end without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableDone {
+    /// Index into the plans given to [`run`] / [`run_in_snapshot`].
+    pub table: usize,
+    pub rows: u64,
 }
 
 impl Default for SyncOptions {
@@ -42,6 +56,7 @@ impl Default for SyncOptions {
             concurrency: 4,
             max_record_bytes: 64 << 20,
             chunk_pages: 16_384,
+            table_done: None,
         }
     }
 }
@@ -259,7 +274,7 @@ async fn read_item(
             log_info!("table sync started", table = name);
         }
     }
-    let sql = copy_statement(&plan.table, item.range);
+    let sql = item_statement(plan, item);
     let lost = |source: wire::Error| SyncError::ConnectionLost {
         table: name.to_string(),
         source,
@@ -295,6 +310,13 @@ async fn read_item(
             .map(|s| s.elapsed().as_secs_f64())
             .unwrap_or_default();
         let rows = progress.rows.load(Ordering::Relaxed);
+        if let Some(done) = &shared.options.table_done {
+            // The receiver may be gone when the sync is being torn down; nothing to tell then.
+            let _ = done.send(TableDone {
+                table: item.table,
+                rows,
+            });
+        }
         log_info!(
             "table sync finished",
             table = name,
@@ -452,9 +474,4 @@ async fn emit(
             rows_sent: 0,
         }),
     }
-}
-
-/// Quotes a string literal for SQL (snapshot names are server-generated, but never trust input).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }

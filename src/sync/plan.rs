@@ -18,8 +18,34 @@ pub const TID_RANGE_SCAN_VERSION: u32 = 140000;
 /// One table to sync, with the Arrow schema its records carry (destination name applied).
 #[derive(Clone, Debug)]
 pub struct TablePlan {
+    /// The table with only the columns to read (excluded columns are gone).
     pub table: Arc<Table>,
     pub schema: SchemaRef,
+    /// The user's row filter (`table_options`), ANDed into every statement of the table.
+    pub filter: Option<Arc<str>>,
+    /// None: every row. Some: only the rows of these disjoint scans (an incremental read).
+    pub scans: Option<Arc<[RowScan]>>,
+}
+
+impl TablePlan {
+    /// A plan that reads every row of `table`.
+    pub fn whole(table: Arc<Table>, schema: SchemaRef) -> TablePlan {
+        TablePlan {
+            table,
+            schema,
+            filter: None,
+            scans: None,
+        }
+    }
+}
+
+/// One statement of an incremental read: a row condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowScan {
+    pub condition: String,
+    /// A condition served by a sequential scan anyway may be split into ctid ranges; one meant
+    /// for an index scan is read as one statement.
+    pub splittable: bool,
 }
 
 /// A page range `[start, end)` of a table's heap; `end` None = to the end of the table.
@@ -29,11 +55,14 @@ pub struct PageRange {
     pub end: Option<u32>,
 }
 
-/// One COPY statement: a whole table or one page range of it.
+/// One COPY statement: a whole table or one page range of it, or one scan of an incremental
+/// read (possibly one page range of it).
 #[derive(Clone, Debug)]
 pub struct WorkItem {
     /// Index into the plan's tables.
     pub table: usize,
+    /// Index into the table plan's `scans`.
+    pub scan: Option<usize>,
     pub range: Option<PageRange>,
 }
 
@@ -56,35 +85,59 @@ pub fn select_list(table: &Table) -> String {
     list
 }
 
-/// The COPY statement for one work item.
-pub fn copy_statement(table: &Table, range: Option<PageRange>) -> String {
+/// The relation a statement reads `table`'s own rows from.
+pub fn from_clause(table: &Table) -> String {
     // ONLY: rows of inheritance children are not the parent's rows (partitioned tables have no
     // rows of their own, so they are read without it and return their partitions' rows once).
-    let only = if table.kind == RelKind::Table {
-        "ONLY "
+    if table.kind == RelKind::Table {
+        format!("ONLY {}", table.qualified_name())
     } else {
-        ""
-    };
+        table.qualified_name()
+    }
+}
+
+/// The COPY statement for one work item of `plan`.
+pub fn item_statement(plan: &TablePlan, item: &WorkItem) -> String {
+    let condition = item
+        .scan
+        .and_then(|i| plan.scans.as_ref()?.get(i))
+        .map(|s| s.condition.as_str());
+    copy_statement(&plan.table, plan.filter.as_deref(), condition, item.range)
+}
+
+/// The COPY statement reading `table`'s rows that pass `filter` and `condition`, within `range`.
+pub fn copy_statement(
+    table: &Table,
+    filter: Option<&str>,
+    condition: Option<&str>,
+    range: Option<PageRange>,
+) -> String {
     let select = if table.columns.is_empty() {
         // A table with no columns still has rows; COPY of zero columns counts them correctly.
         String::new()
     } else {
         select_list(table)
     };
-    let mut sql = format!(
-        "COPY (SELECT {select} FROM {only}{})",
-        table.qualified_name()
-    );
+    let mut conditions = Vec::new();
     if let Some(range) = range {
-        sql.insert_str(
-            sql.len() - 1,
-            &format!(" WHERE ctid >= '({},0)'::tid", range.start),
-        );
+        conditions.push(format!("ctid >= '({},0)'::tid", range.start));
         if let Some(end) = range.end {
-            sql.insert_str(sql.len() - 1, &format!(" AND ctid < '({end},0)'::tid"));
+            conditions.push(format!("ctid < '({end},0)'::tid"));
         }
     }
-    sql.push_str(" TO STDOUT (FORMAT binary)");
+    // Each in parentheses: a filter `a OR b` must not bind to its neighbours.
+    if let Some(filter) = filter {
+        conditions.push(format!("({filter})"));
+    }
+    if let Some(condition) = condition {
+        conditions.push(format!("({condition})"));
+    }
+    let mut sql = format!("COPY (SELECT {select} FROM {}", from_clause(table));
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(") TO STDOUT (FORMAT binary)");
     sql
 }
 
@@ -103,25 +156,37 @@ pub fn work_items(tables: &[TablePlan], server_version: u32, chunk_pages: u32) -
             && server_version >= TID_RANGE_SCAN_VERSION
             && table.kind == RelKind::Table
             && pages > chunk_pages.saturating_mul(3) / 2;
-        if !splittable {
-            items.push(WorkItem {
-                table: i,
-                range: None,
-            });
-            continue;
-        }
-        let mut start = 0u32;
-        while start < pages {
-            let end = start.saturating_add(chunk_pages);
-            let last = end >= pages;
-            items.push(WorkItem {
-                table: i,
-                range: Some(PageRange {
-                    start,
-                    end: (!last).then_some(end),
-                }),
-            });
-            start = end;
+        let scans: Vec<(Option<usize>, bool)> = match &tables[i].scans {
+            None => vec![(None, splittable)],
+            Some(scans) => scans
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (Some(n), splittable && s.splittable))
+                .collect(),
+        };
+        for (scan, split) in scans {
+            if !split {
+                items.push(WorkItem {
+                    table: i,
+                    scan,
+                    range: None,
+                });
+                continue;
+            }
+            let mut start = 0u32;
+            while start < pages {
+                let end = start.saturating_add(chunk_pages);
+                let last = end >= pages;
+                items.push(WorkItem {
+                    table: i,
+                    scan,
+                    range: Some(PageRange {
+                        start,
+                        end: (!last).then_some(end),
+                    }),
+                });
+                start = end;
+            }
         }
     }
     items
@@ -178,21 +243,23 @@ mod tests {
     }
 
     fn plan(kind: RelKind, relpages: i64) -> TablePlan {
-        TablePlan {
-            table: Arc::new(table(kind, relpages)),
-            schema: Arc::new(arrow_schema::Schema::empty()),
-        }
+        TablePlan::whole(
+            Arc::new(table(kind, relpages)),
+            Arc::new(arrow_schema::Schema::empty()),
+        )
     }
 
     #[test]
     fn copy_statements_cast_server_text_and_quote_names() {
         let t = table(RelKind::Table, 0);
         assert_eq!(
-            copy_statement(&t, None),
+            copy_statement(&t, None, None, None),
             "COPY (SELECT \"id\", \"mood\"::text, \"moods\"::text[] FROM ONLY \"public\".\"t\"\"x\") TO STDOUT (FORMAT binary)"
         );
         let ranged = copy_statement(
             &t,
+            None,
+            None,
             Some(PageRange {
                 start: 10,
                 end: Some(20),
@@ -202,7 +269,46 @@ mod tests {
             "FROM ONLY \"public\".\"t\"\"x\" WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) TO STDOUT (FORMAT binary)"
         ));
         let v = table(RelKind::View, 0);
-        assert!(copy_statement(&v, None).contains("FROM \"public\""));
+        assert!(copy_statement(&v, None, None, None).contains("FROM \"public\""));
+        let filtered = copy_statement(
+            &t,
+            Some("id > 1 OR id < 0"),
+            Some("age(xmin) < 5"),
+            Some(PageRange {
+                start: 0,
+                end: None,
+            }),
+        );
+        assert!(filtered.ends_with(
+            "WHERE ctid >= '(0,0)'::tid AND (id > 1 OR id < 0) AND (age(xmin) < 5)) TO STDOUT (FORMAT binary)"
+        ));
+    }
+
+    #[test]
+    fn incremental_scans_split_only_when_splittable() {
+        let mut p = plan(RelKind::Table, 2500);
+        p.scans = Some(Arc::from(vec![
+            RowScan {
+                condition: "a".into(),
+                splittable: false,
+            },
+            RowScan {
+                condition: "b".into(),
+                splittable: true,
+            },
+        ]));
+        let items = work_items(&[p.clone()], 170000, 1000);
+        let shape: Vec<_> = items.iter().map(|i| (i.scan, i.range.is_some())).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Some(0), false),
+                (Some(1), true),
+                (Some(1), true),
+                (Some(1), true)
+            ]
+        );
+        assert!(item_statement(&p, &items[0]).contains("WHERE (a)"));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The PostgreSQL source: what Init, GetTables, Sync and TestConnection do, on top of the wire
 //! client, the catalog and the sync engine. The gRPC layer (`plugin`) only translates to and from
 //! these calls.
+//!
+//! - `table_options`: the spec's per-table options resolved against the catalog;
+//! - `incremental`: a sync whose tables read only what changed since the stored position.
+
+pub mod incremental;
+pub mod table_options;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,9 +16,12 @@ use tokio::sync::Mutex;
 
 use crate::catalog::{self, select::select, Catalog, Table};
 use crate::cdc::{self, Backfill, BackfillFuture, CdcError, CdcOptions, StreamTable};
+use crate::decode::types::CQ_INCREMENTAL;
 use crate::plugin::service::{
     FailureCode, Source, SourceError, SyncMessage, SyncRequest, SyncSender, TestConnectionOutcome,
 };
+use incremental::{incremental_table, missing_backend_message, IncrementalSync};
+use table_options::{is_incremental, ResolvedOptions};
 use crate::plugin::spec::{render_table_name, Spec};
 use crate::sync::engine::{self, SyncOptions};
 use crate::sync::plan::shard;
@@ -25,6 +34,8 @@ struct Initialized {
     spec: Spec,
     config: wire::Config,
     catalog: Catalog,
+    /// `table_options` per table.
+    options: ResolvedOptions,
 }
 
 #[derive(Default)]
@@ -64,6 +75,7 @@ impl Source for PostgresSource {
             }
             Err(e) => return Err(SourceError::msg(e.to_string())),
         };
+        let options = resolve_table_options(&spec, &config, &catalog, no_connection).await?;
         if let (Some(cdc_id), false) = (&spec.cdc_id, no_connection) {
             check_cdc(&config, cdc_id.as_str(), &catalog).await?;
         }
@@ -71,6 +83,7 @@ impl Source for PostgresSource {
             spec,
             config,
             catalog,
+            options,
         }));
         Ok(())
     }
@@ -120,6 +133,36 @@ impl Source for PostgresSource {
         if let Some(cdc_id) = &state.spec.cdc_id {
             // CDC streams every selected table until the CLI goes away; shards do not apply.
             return sync_cdc(&state, cdc_id.as_str(), plans, options, out).await;
+        }
+        let incremental: Vec<_> = plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| is_incremental_schema(&p.schema))
+            .map(|(i, p)| {
+                incremental_table(
+                    i,
+                    p,
+                    &state.catalog.database,
+                    state.options.tables.get(&p.table.oid),
+                    schema_table_name(&p.schema),
+                )
+            })
+            .collect();
+        if !incremental.is_empty() {
+            let Some(backend) = &request.backend else {
+                let names: Vec<String> = incremental
+                    .iter()
+                    .map(|t| plans[t.plan].table.display_name.clone())
+                    .collect();
+                return Err(SourceError::msg(missing_backend_message(&names)));
+            };
+            return IncrementalSync {
+                config: &state.config,
+                backend,
+                tables: incremental,
+            }
+            .run(plans, options, out)
+            .await;
         }
         for plan in &plans {
             out.send(SyncMessage::MigrateTable(plan.schema.clone()))
@@ -256,12 +299,84 @@ fn selected_plans(
                 now,
                 uuid,
             );
-            TablePlan {
-                schema: catalog::schema::arrow_schema(table, &dest),
-                table: Arc::new(table.clone()),
-            }
+            table_plan(state, table, &dest)
         })
         .collect()
+}
+
+/// A selected table as the sync reads it: `table_options` applied (excluded columns gone, the
+/// filter, the incremental flags in the schema).
+fn table_plan(state: &Initialized, table: &Table, dest: &str) -> TablePlan {
+    let settings = state.options.tables.get(&table.oid);
+    let mut table = table.clone();
+    if let Some(s) = settings {
+        table
+            .columns
+            .retain(|c| !s.exclude_columns.contains(&c.name));
+    }
+    let mut schema = catalog::schema::arrow_schema(&table, dest);
+    if is_incremental(state.spec.incremental, table.kind, settings) {
+        schema = mark_incremental(&schema, settings.and_then(|s| s.cursor_column.as_deref()));
+    }
+    TablePlan {
+        table: Arc::new(table),
+        schema,
+        filter: settings.and_then(|s| s.filter.as_deref()).map(Arc::from),
+        scans: None,
+    }
+}
+
+/// `cq:extension:incremental` on the schema (the CLI then keeps the table's rows that a later
+/// sync does not re-send) and on the cursor column.
+fn mark_incremental(schema: &SchemaRef, cursor: Option<&str>) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if Some(f.name().as_str()) == cursor {
+                let mut metadata = f.metadata().clone();
+                metadata.insert(CQ_INCREMENTAL.to_string(), "true".to_string());
+                Arc::new(f.as_ref().clone().with_metadata(metadata))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(CQ_INCREMENTAL.to_string(), "true".to_string());
+    Arc::new(arrow_schema::Schema::new_with_metadata(fields, metadata))
+}
+
+fn is_incremental_schema(schema: &SchemaRef) -> bool {
+    schema.metadata().get(CQ_INCREMENTAL).map(String::as_str) == Some("true")
+}
+
+/// Resolves `table_options` against the catalog and, when connected, has the server check
+/// every filter. Problems fail Init, each naming its entry, table and column.
+async fn resolve_table_options(
+    spec: &Spec,
+    config: &wire::Config,
+    catalog: &Catalog,
+    no_connection: bool,
+) -> Result<ResolvedOptions, SourceError> {
+    let fail = |errors: Vec<table_options::OptionsError>| {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        SourceError::msg(format!("invalid table_options: {}", text.join("; ")))
+    };
+    let (resolved, warnings) = table_options::resolve(&spec.table_options, catalog).map_err(fail)?;
+    for warning in &warnings {
+        log_warn!(warning.as_str());
+    }
+    if no_connection || resolved.tables.values().all(|s| s.filter.is_none()) {
+        return Ok(resolved);
+    }
+    let mut conn = Connection::connect(config)
+        .await
+        .map_err(|e| SourceError::msg(format!("failed to connect to PostgreSQL: {e}")))?;
+    let checked = table_options::check_filters(&mut conn, catalog, &resolved).await;
+    conn.close().await;
+    checked.map_err(fail)?;
+    Ok(resolved)
 }
 
 /// Init-time CDC checks (wal_level, REPLICATION, a free slot, a streamable table), so a
