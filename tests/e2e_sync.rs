@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::cli::{sync, CliRun, Config};
 use support::destination;
-use support::pg::{psql_command, roles, PgServer};
+use support::pg::{roles, PgServer, Session};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
 
@@ -527,46 +526,6 @@ fn e2e_sync_100k_rows_in_10_tables_is_quick() {
         100_000.0 / wall.as_secs_f64()
     );
     assert!(wall < Duration::from_secs(60), "took {wall:?}");
-}
-
-/// A psql session the test drives statement by statement (stdin kept open).
-struct Session {
-    child: Child,
-}
-
-impl Session {
-    fn open(pg: &PgServer) -> Session {
-        let mut cmd = psql_command();
-        cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
-            .arg("-h")
-            .arg(pg.socket_dir())
-            .args([
-                "-p",
-                &pg.port().to_string(),
-                "-U",
-                roles::SUPERUSER,
-                "-d",
-                "postgres",
-            ])
-            .env("PGPASSWORD", roles::PASSWORD)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        Session {
-            child: cmd.spawn().expect("psql session"),
-        }
-    }
-
-    fn send(&mut self, sql: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{sql}").expect("write to psql");
-        stdin.flush().expect("flush psql");
-    }
-
-    fn finish(mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
 }
 
 fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {

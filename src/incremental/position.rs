@@ -5,7 +5,7 @@
 //! Key: `postgresql:<database>.<schema>.<table>` (unquoted names). Value:
 //! ```json
 //! {"format":1,"mode":"cursor","cursor_column":"updated_at","cursor":"2026-01-02 03:04:05.123456+00",
-//!  "snapshot":{"xmin":1000,"xmax":1004,"xip":[1001,1003]},
+//!  "snapshot":{"xmin":1000,"xmax":1004,"xip":[1001,1003]},"next_xid":1005,
 //!  "destination":"orders","columns":["id","updated_at","v"],"filter":null}
 //! ```
 //! `cursor` is the value's exact text form as PostgreSQL prints it in the plugin's session
@@ -90,6 +90,11 @@ impl Mode {
 pub struct Position {
     pub mode: Mode,
     pub snapshot: PgSnapshot,
+    /// The next transaction id to be assigned when the snapshot was taken (or a little later).
+    /// From PostgreSQL 14 a snapshot's `xmax` is the last completed id + 1, so a transaction
+    /// that was already running with a larger id is in neither `xip` nor below `xmax`; every
+    /// transaction running at the snapshot has an id in `[snapshot.xmin, next_xid)`.
+    pub next_xid: u64,
     /// Cursor mode: the largest cursor value read (text form), None when there was none.
     pub cursor: Option<String>,
     /// What the position covers.
@@ -114,6 +119,7 @@ struct Value {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
     snapshot: PgSnapshot,
+    next_xid: u64,
     destination: String,
     columns: Vec<String>,
     filter: Option<String>,
@@ -144,6 +150,7 @@ impl Position {
             cursor_column,
             cursor,
             snapshot: self.snapshot.clone(),
+            next_xid: self.next_xid,
             destination: self.scope.destination.clone(),
             columns: self.scope.columns.clone(),
             filter: self.scope.filter.clone(),
@@ -160,11 +167,7 @@ impl Position {
         match probe.get("format").and_then(|f| f.as_u64()) {
             Some(f) if f == u64::from(FORMAT) => {}
             Some(f) => return Err(PositionError::Format(u32::try_from(f).unwrap_or(u32::MAX))),
-            None => {
-                return Err(PositionError::Unreadable(
-                    "no \"format\" field".to_string(),
-                ))
-            }
+            None => return Err(PositionError::Unreadable("no \"format\" field".to_string())),
         }
         let v: Value =
             serde_json::from_value(probe).map_err(|e| PositionError::Unreadable(e.to_string()))?;
@@ -177,15 +180,16 @@ impl Position {
                 )))
             }
         };
-        if v.snapshot.xmin > v.snapshot.xmax {
+        if v.snapshot.xmin > v.snapshot.xmax || v.next_xid < v.snapshot.xmax {
             return Err(PositionError::Unreadable(format!(
-                "snapshot xmin {} is after xmax {}",
-                v.snapshot.xmin, v.snapshot.xmax
+                "snapshot {} with next_xid {} is out of order",
+                v.snapshot, v.next_xid
             )));
         }
         Ok(Position {
             mode,
             snapshot: v.snapshot,
+            next_xid: v.next_xid,
             cursor: v.cursor,
             scope: Scope {
                 destination: v.destination,
@@ -250,6 +254,7 @@ mod tests {
             Position {
                 mode: Mode::Xmin,
                 snapshot: snapshot.clone(),
+                next_xid: 1004,
                 cursor: None,
                 scope: scope(),
             },
@@ -258,6 +263,7 @@ mod tests {
                     column: "updated_at".into(),
                 },
                 snapshot: snapshot.clone(),
+                next_xid: 1010,
                 cursor: Some("2026-01-02 03:04:05.123456+00".into()),
                 scope: scope(),
             },
@@ -266,6 +272,7 @@ mod tests {
                     column: "id".into(),
                 },
                 snapshot,
+                next_xid: 1004,
                 cursor: None,
                 scope: Scope {
                     filter: None,
@@ -292,10 +299,12 @@ mod tests {
             Position::from_json(r#"{"format":2}"#),
             Err(PositionError::Format(2))
         );
-        let unknown_field = r#"{"format":1,"mode":"xmin","snapshot":{"xmin":1,"xmax":2,"xip":[]},"destination":"t","columns":[],"filter":null,"extra":1}"#;
+        let unknown_field = r#"{"format":1,"mode":"xmin","snapshot":{"xmin":1,"xmax":2,"xip":[]},"next_xid":2,"destination":"t","columns":[],"filter":null,"extra":1}"#;
         assert!(Position::from_json(unknown_field).is_err());
-        let cursor_without_column = r#"{"format":1,"mode":"cursor","snapshot":{"xmin":1,"xmax":2,"xip":[]},"destination":"t","columns":[],"filter":null}"#;
+        let cursor_without_column = r#"{"format":1,"mode":"cursor","snapshot":{"xmin":1,"xmax":2,"xip":[]},"next_xid":2,"destination":"t","columns":[],"filter":null}"#;
         assert!(Position::from_json(cursor_without_column).is_err());
+        let next_before_xmax = r#"{"format":1,"mode":"xmin","snapshot":{"xmin":1,"xmax":5,"xip":[]},"next_xid":4,"destination":"t","columns":[],"filter":null}"#;
+        assert!(Position::from_json(next_before_xmax).is_err());
         assert_eq!(
             Position::key("db", "public", "orders"),
             "postgresql:db.public.orders"

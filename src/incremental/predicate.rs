@@ -5,9 +5,10 @@
 //! writer T was not visible to P. The test used is `T >= P.xmin`: it catches every transaction
 //! that committed after P and every one running at P, including their subtransactions (whose ids
 //! the snapshot's in-progress list does not hold, so `T in P.xip` would miss a row written after
-//! a SAVEPOINT). The price: transactions with ids in `[P.xmin, P.xmax)` that had already
-//! committed at P are read again (at least once, never a gap); that window is empty when nothing
-//! was running at P.
+//! a SAVEPOINT, and from PostgreSQL 14 a running transaction whose id is at or past the
+//! snapshot's `xmax` is not listed either). The price: transactions with ids in
+//! `[P.xmin, P.xmax)` that had already committed at P are read again (at least once, never a
+//! gap); that window is empty when nothing was running at P.
 //!
 //! The 32-bit comparison is done with `age(xid)`: the distance from the reading transaction's
 //! next transaction id, modulo 2^32, as a signed 32-bit number. `age(xmin) <= age(P.xmin)` holds
@@ -115,7 +116,12 @@ pub fn plan_read(
     Read::Changes(scans)
 }
 
-fn cursor_scans(prev: &Position, p: &PgSnapshot, changed: &str, col: CursorColumn<'_>) -> Vec<RowScan> {
+fn cursor_scans(
+    prev: &Position,
+    p: &PgSnapshot,
+    changed: &str,
+    col: CursorColumn<'_>,
+) -> Vec<RowScan> {
     let c = quote_ident(col.name);
     let Some(last) = &prev.cursor else {
         // No cursor value existed at P: every value now was written since (or a NULL before).
@@ -130,14 +136,15 @@ fn cursor_scans(prev: &Position, p: &PgSnapshot, changed: &str, col: CursorColum
         condition: format!("{c} >= {last} AND ({c} > {last} OR {changed})"),
         splittable: false,
     }];
-    // Transactions running at P may commit later with values below the stored one. Only they
-    // can (later writers draw larger values), and only when something was running at P; finding
-    // them takes a scan of the table, as xmin has no index.
-    if p.xmin < p.xmax {
+    // Transactions running at P (ids in [P.xmin, next_xid)) may commit later with values below
+    // the stored one; a writer that starts later draws a larger value when the column is set at
+    // write time. Only when something was running at P, and finding those rows takes a scan of
+    // the table, as xmin has no index.
+    if p.xmin < prev.next_xid {
         scans.push(RowScan {
             condition: format!(
                 "({c} < {last} OR {c} IS NULL) AND age(xmin) > age({}::xid) AND age(xmin) <= age({}::xid)",
-                xid_literal(p.xmax),
+                xid_literal(prev.next_xid),
                 xid_literal(p.xmin)
             ),
             splittable: true,
@@ -148,10 +155,7 @@ fn cursor_scans(prev: &Position, p: &PgSnapshot, changed: &str, col: CursorColum
 
 /// Rows whose writer's id is at or after `xmin` (64-bit), compared in 32 bits through `age`.
 fn written_since(xmin: u64) -> String {
-    format!(
-        "age(xmin) BETWEEN 0 AND age({}::xid)",
-        xid_literal(xmin)
-    )
+    format!("age(xmin) BETWEEN 0 AND age({}::xid)", xid_literal(xmin))
 }
 
 /// The 32-bit `xid` of a 64-bit id, as a literal.
@@ -204,10 +208,13 @@ mod tests {
         }
     }
 
+    /// A position whose next transaction id is the snapshot's xmax.
     fn position(mode: Mode, snapshot: &str, cursor: Option<&str>) -> Position {
+        let snapshot = PgSnapshot::parse(snapshot).unwrap();
         Position {
             mode,
-            snapshot: PgSnapshot::parse(snapshot).unwrap(),
+            next_xid: snapshot.xmax,
+            snapshot,
             cursor: cursor.map(str::to_string),
             scope: scope(),
         }
@@ -233,7 +240,10 @@ mod tests {
         );
         let prev = position(Mode::Xmin, "50:50:", None);
         let other_mode = plan_read(Some(&prev), &cursor_mode(), &scope(), &now, Some(TS));
-        assert!(matches!(other_mode, Read::Whole(WholeReason::ScopeChanged(_))));
+        assert!(matches!(
+            other_mode,
+            Read::Whole(WholeReason::ScopeChanged(_))
+        ));
         for changed in [
             Scope {
                 destination: "u".into(),
@@ -274,7 +284,10 @@ mod tests {
         else {
             panic!("expected changes");
         };
-        assert_eq!(scans[0].condition, "age(xmin) BETWEEN 0 AND age('104'::xid)");
+        assert_eq!(
+            scans[0].condition,
+            "age(xmin) BETWEEN 0 AND age('104'::xid)"
+        );
     }
 
     #[test]
@@ -309,7 +322,8 @@ mod tests {
     fn cursor_mode_reads_the_index_range_and_the_running_transactions() {
         let now = PgSnapshot::parse("2000:2000:").unwrap();
         let quiet = position(cursor_mode(), "1000:1000:", Some("2026-01-01 00:00:00+00"));
-        let Read::Changes(scans) = plan_read(Some(&quiet), &cursor_mode(), &scope(), &now, Some(TS))
+        let Read::Changes(scans) =
+            plan_read(Some(&quiet), &cursor_mode(), &scope(), &now, Some(TS))
         else {
             panic!("expected changes");
         };
@@ -331,8 +345,27 @@ mod tests {
             scans[1].condition,
             "(\"ts\" < '7'::timestamp with time zone OR \"ts\" IS NULL) AND age(xmin) > age('1000'::xid) AND age(xmin) <= age('990'::xid)"
         );
+        // PostgreSQL 14+: a transaction running at P with an id past xmax (nothing in xip).
+        let running_past_xmax = Position {
+            next_xid: 1001,
+            ..position(cursor_mode(), "1000:1000:", Some("7"))
+        };
+        let Read::Changes(scans) = plan_read(
+            Some(&running_past_xmax),
+            &cursor_mode(),
+            &scope(),
+            &now,
+            Some(TS),
+        ) else {
+            panic!("expected changes");
+        };
+        assert_eq!(scans.len(), 2);
+        assert!(scans[1]
+            .condition
+            .ends_with("age(xmin) > age('1001'::xid) AND age(xmin) <= age('1000'::xid)"));
         let empty = position(cursor_mode(), "990:1000:990", None);
-        let Read::Changes(scans) = plan_read(Some(&empty), &cursor_mode(), &scope(), &now, Some(TS))
+        let Read::Changes(scans) =
+            plan_read(Some(&empty), &cursor_mode(), &scope(), &now, Some(TS))
         else {
             panic!("expected changes");
         };
@@ -350,7 +383,8 @@ mod tests {
             name: "t\"s",
             type_name: "text",
         };
-        let Read::Changes(scans) = plan_read(Some(&prev), &cursor_mode(), &scope(), &now, Some(col))
+        let Read::Changes(scans) =
+            plan_read(Some(&prev), &cursor_mode(), &scope(), &now, Some(col))
         else {
             panic!("expected changes");
         };

@@ -6,10 +6,10 @@
 
 use serde_json::{json, Value};
 
-use super::table_options::IncrementalMode;
 use super::spec::{
     CdcId, DEFAULT_CONCURRENCY, DEFAULT_ROWS_PER_RECORD, DEFAULT_TABLE_TEMPLATE, MAX_CDC_ID,
 };
+use super::table_options::IncrementalMode;
 
 /// Matches one piece of a table-name template: a character that does not start `{{`, or a known
 /// placeholder.

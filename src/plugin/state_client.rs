@@ -167,7 +167,9 @@ impl StateClient {
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| r.value.as_str()),
             )),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.version))),
+            Arc::new(UInt64Array::from_iter_values(
+                rows.iter().map(|r| r.version),
+            )),
         ];
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| self.data_error(e.to_string()))?;
@@ -243,7 +245,10 @@ pub fn state_schema(table_name: &str) -> SchemaRef {
         ("cq:table_title".to_string(), String::new()),
         ("cq:table_description".to_string(), String::new()),
         ("cq:extension:constraint_name".to_string(), String::new()),
-        ("cq:table_permissions_needed".to_string(), "null".to_string()),
+        (
+            "cq:table_permissions_needed".to_string(),
+            "null".to_string(),
+        ),
         ("cq:table_sensitive_columns".to_string(), "null".to_string()),
     ]);
     Arc::new(Schema::new_with_metadata(
@@ -278,7 +283,9 @@ fn version_at(array: &ArrayRef, i: usize) -> Result<u64, String> {
     use arrow_array::types::{Int64Type, UInt64Type};
     match array.data_type() {
         DataType::UInt64 => Ok(array.as_primitive::<UInt64Type>().value(i)),
-        DataType::Int64 => Ok(u64::try_from(array.as_primitive::<Int64Type>().value(i)).unwrap_or(0)),
+        DataType::Int64 => {
+            Ok(u64::try_from(array.as_primitive::<Int64Type>().value(i)).unwrap_or(0))
+        }
         other => Err(format!("the version column has type {other}")),
     }
 }

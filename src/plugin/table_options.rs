@@ -83,7 +83,10 @@ pub fn parse_incremental(value: Option<&Value>, errors: &mut Vec<SpecError>) -> 
         Some(other) => {
             errors.push(SpecError::new(
                 "incremental",
-                format!("must be one of {names}, got {}", super::spec::json_kind(other)),
+                format!(
+                    "must be one of {names}, got {}",
+                    super::spec::json_kind(other)
+                ),
             ));
             IncrementalMode::Off
         }
@@ -231,9 +234,10 @@ fn string_list(field: &str, value: &Value, errors: &mut Vec<SpecError>) -> Vec<S
     for (i, item) in items.iter().enumerate() {
         match item {
             Value::String(s) if !s.is_empty() => out.push(s.clone()),
-            Value::String(_) => {
-                errors.push(SpecError::new(&format!("{field}[{i}]"), "must not be empty"))
-            }
+            Value::String(_) => errors.push(SpecError::new(
+                &format!("{field}[{i}]"),
+                "must not be empty",
+            )),
             other => errors.push(SpecError::new(
                 &format!("{field}[{i}]"),
                 format!("must be a string, got {}", super::spec::json_kind(other)),

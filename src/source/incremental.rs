@@ -78,7 +78,10 @@ impl IncrementalSync<'_> {
         let client = StateClient::connect(&backend.connection, &backend.table_name)
             .await
             .map_err(|e| SourceError::from_error(&e))?;
-        let state = client.load().await.map_err(|e| SourceError::from_error(&e))?;
+        let state = client
+            .load()
+            .await
+            .map_err(|e| SourceError::from_error(&e))?;
         log_info!(
             "state backend loaded",
             table = backend.table_name.as_str(),
@@ -94,9 +97,10 @@ impl IncrementalSync<'_> {
                 .await?;
             let name = first_value(&mut leader, "SELECT pg_export_snapshot()").await?;
             let current = current_snapshot(&mut leader).await?;
-            Ok::<_, wire::Error>((name, current))
+            let next_xid = next_xid(&mut leader, &current).await?;
+            Ok::<_, wire::Error>((name, current, next_xid))
         };
-        let (snapshot_name, current) = begin
+        let (snapshot_name, current, next_xid) = begin
             .await
             .map_err(|e| SourceError::msg(format!("failed to start the sync: {e}")))?;
 
@@ -138,28 +142,35 @@ impl IncrementalSync<'_> {
                     }),
                 Mode::Xmin => None,
             };
-            let read = plan_read(previous.as_ref(), &t.mode, &t.scope, &current, cursor_column);
-            let since = match (&read, &previous) {
-                (Read::Whole(reason), _) => {
-                    log_info!(
-                        format!("incremental: reading the whole table ({reason})"),
-                        table = plan.table.display_name.as_str()
-                    );
-                    format!("nothing ({reason})")
-                }
+            let read = plan_read(
+                previous.as_ref(),
+                &t.mode,
+                &t.scope,
+                &current,
+                cursor_column,
+            );
+            let read_what = match (&read, &previous) {
                 (Read::Changes(scans), Some(prev)) => {
                     plan.scans = Some(Arc::from(scans.clone()));
-                    prev.describe()
+                    ReadWhat::ChangesSince(prev.describe())
                 }
-                (Read::Changes(_), None) => String::new(),
+                (Read::Whole(reason), _) => ReadWhat::Whole(reason.to_string()),
+                (Read::Changes(_), None) => ReadWhat::Whole("no stored position".into()),
             };
+            if let ReadWhat::Whole(reason) = &read_what {
+                log_info!(
+                    format!("incremental: reading the whole table ({reason})"),
+                    table = plan.table.display_name.as_str()
+                );
+            }
             pending.push(Pending {
                 plan: t.plan,
                 key: t.key,
-                since,
+                read_what,
                 position: Position {
                     mode: t.mode,
                     snapshot: current.clone(),
+                    next_xid,
                     cursor: cursor.flatten(),
                     scope: t.scope,
                 },
@@ -199,9 +210,16 @@ impl IncrementalSync<'_> {
 struct Pending {
     plan: usize,
     key: String,
-    /// The old position, described for the progress log.
-    since: String,
+    read_what: ReadWhat,
     position: Position,
+}
+
+/// What an incremental table's read covers, for the progress log.
+enum ReadWhat {
+    /// The whole table, and why.
+    Whole(String),
+    /// The rows changed since this (described) position.
+    ChangesSince(String),
 }
 
 /// Stores each finished incremental table's position; returns how many were stored. A failed
@@ -231,10 +249,13 @@ async fn store_positions(
         match client.write(&rows_to_write).await {
             Ok(()) => {
                 stored += 1;
-                let message = if p.since.is_empty() {
-                    format!("incremental: first sync, {rows} rows")
-                } else {
-                    format!("incremental: {rows} changed rows since {}", p.since)
+                let message = match &p.read_what {
+                    ReadWhat::Whole(reason) => {
+                        format!("incremental: whole table read ({reason}), {rows} rows")
+                    }
+                    ReadWhat::ChangesSince(since) => {
+                        format!("incremental: {rows} changed rows since {since}")
+                    }
                 };
                 log_info!(
                     message,
@@ -274,6 +295,20 @@ async fn current_snapshot(conn: &mut Connection) -> Result<PgSnapshot, wire::Err
     PgSnapshot::parse(&text).map_err(|e| wire::Error::protocol(e.to_string()))
 }
 
+/// The next transaction id to be assigned, read after `snapshot` was taken (so at or past the
+/// one at that instant): `age(xid)` counts from it, in 32 bits, without assigning an id to the
+/// reading transaction.
+async fn next_xid(conn: &mut Connection, snapshot: &PgSnapshot) -> Result<u64, wire::Error> {
+    let sql = format!("SELECT age('{}'::xid)", snapshot.xmax & 0xFFFF_FFFF);
+    let text = first_value(conn, &sql).await?;
+    let ahead: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| wire::Error::protocol(format!("{sql} returned {text:?}")))?;
+    // Negative only if 2^31 ids passed in between, which the server's wraparound guard forbids.
+    Ok(snapshot.xmax + u64::try_from(ahead).unwrap_or(0))
+}
+
 /// The largest cursor value under the transaction's snapshot, in its text form (None: no value,
 /// or a server error such as a table the user may not read: the read of the table then fails
 /// with that error too, and its position is not stored).
@@ -289,7 +324,8 @@ async fn max_cursor(
             Ok(value)
         }
         Err(e @ wire::Error::Server { .. }) => {
-            conn.batch_execute("ROLLBACK TO SAVEPOINT cq_cursor").await?;
+            conn.batch_execute("ROLLBACK TO SAVEPOINT cq_cursor")
+                .await?;
             log_warn!(
                 "incremental: could not read the largest cursor value",
                 table = plan.table.display_name.as_str(),

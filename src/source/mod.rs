@@ -20,14 +20,14 @@ use crate::decode::types::CQ_INCREMENTAL;
 use crate::plugin::service::{
     FailureCode, Source, SourceError, SyncMessage, SyncRequest, SyncSender, TestConnectionOutcome,
 };
-use incremental::{incremental_table, missing_backend_message, IncrementalSync};
-use table_options::{is_incremental, ResolvedOptions};
 use crate::plugin::spec::{render_table_name, Spec};
 use crate::sync::engine::{self, SyncOptions};
 use crate::sync::plan::shard;
 use crate::sync::TablePlan;
 use crate::wire::{self, Connection};
 use crate::{log_info, log_warn};
+use incremental::{incremental_table, missing_backend_message, IncrementalSync};
+use table_options::{is_incremental, ResolvedOptions};
 
 /// State kept between Init and the later calls of one plugin process.
 struct Initialized {
@@ -363,7 +363,8 @@ async fn resolve_table_options(
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         SourceError::msg(format!("invalid table_options: {}", text.join("; ")))
     };
-    let (resolved, warnings) = table_options::resolve(&spec.table_options, catalog).map_err(fail)?;
+    let (resolved, warnings) =
+        table_options::resolve(&spec.table_options, catalog).map_err(fail)?;
     for warning in &warnings {
         log_warn!(warning.as_str());
     }

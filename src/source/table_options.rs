@@ -360,7 +360,9 @@ mod tests {
         assert_eq!(items.cursor_column.as_deref(), Some("id"));
         assert_eq!(items.exclude_columns, vec!["doc", "ts"]);
         // ts is nullable: a warning for the entry that made it a cursor.
-        assert!(warnings.iter().any(|w| w.starts_with("table_options[1].cursor_column")));
+        assert!(warnings
+            .iter()
+            .any(|w| w.starts_with("table_options[1].cursor_column")));
     }
 
     #[test]
@@ -400,7 +402,9 @@ mod tests {
         );
         assert!(errors[0].problem.contains("\"nope\"") && errors[0].problem.contains("orders"));
         assert!(errors[1].problem.contains("jsonb") || errors[1].problem.contains("type t"));
-        assert!(errors[2].problem.contains("items has no column \"missing\""));
+        assert!(errors[2]
+            .problem
+            .contains("items has no column \"missing\""));
         assert!(errors[3].problem.contains("view"));
         let (_, warnings) = resolve(&entries[4..], &catalog()).unwrap();
         assert!(warnings[0].contains("\"ghost*\" matches no table"));
@@ -412,10 +416,22 @@ mod tests {
             cursor_column: Some("ts".into()),
             ..TableSettings::default()
         };
-        assert!(is_incremental(IncrementalMode::Off, RelKind::Table, Some(&cursor)));
+        assert!(is_incremental(
+            IncrementalMode::Off,
+            RelKind::Table,
+            Some(&cursor)
+        ));
         assert!(!is_incremental(IncrementalMode::Off, RelKind::Table, None));
-        assert!(is_incremental(IncrementalMode::Xmin, RelKind::Partitioned, None));
+        assert!(is_incremental(
+            IncrementalMode::Xmin,
+            RelKind::Partitioned,
+            None
+        ));
         assert!(!is_incremental(IncrementalMode::Xmin, RelKind::View, None));
-        assert!(!is_incremental(IncrementalMode::Xmin, RelKind::Foreign, None));
+        assert!(!is_incremental(
+            IncrementalMode::Xmin,
+            RelKind::Foreign,
+            None
+        ));
     }
 }

@@ -275,6 +275,11 @@ async fn read_item(
         }
     }
     let sql = item_statement(plan, item);
+    log_debug!(
+        "table read statement",
+        table = name,
+        statement = sql.as_str()
+    );
     let lost = |source: wire::Error| SyncError::ConnectionLost {
         table: name.to_string(),
         source,

@@ -163,6 +163,25 @@ class Destination(plugin_pb2_grpc.PluginServicer):
         self.log.info("closed")
         return plugin_pb2.Close.Response()
 
+    # -- Read (the state backend's calls) ----------------------------------------------------
+
+    def Read(self, request, context):
+        store = self.store
+        if store is None:
+            context.abort(grpc.StatusCode.INTERNAL, "plugin not initialized")
+        try:
+            schema = pa.ipc.open_stream(request.table).schema
+        except Exception as e:  # noqa: BLE001 - undecodable request
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "read: bad table schema: %r" % e)
+        count = 0
+        for batch in store.read_table(schema):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, schema) as writer:
+                writer.write_batch(batch)
+            count += batch.num_rows
+            yield plugin_pb2.Read.Response(record=sink.getvalue().to_pybytes())
+        self.log.info("read", table=cqdest_store.schema_table_name(schema), rows=count)
+
     # -- Write -------------------------------------------------------------------------------
 
     def Write(self, request_iterator, context):

@@ -243,6 +243,22 @@ class Store:
 
     # -- state -------------------------------------------------------------------------------
 
+    def read_table(self, schema):
+        """Every row received for the schema's table, in arrival order, as record batches of that
+        schema (columns by name; a column the stored batch lacks is null). Like an append-mode
+        destination: a key written twice is returned twice, and readers keep the latest version."""
+        table = schema_table_name(schema)
+        stem = file_stem(table if table is not None else "")
+        with self.lock:
+            last = self.gens.get(stem, 0)
+            for gen in range(1, last + 1):
+                path = os.path.join(self.dir, "tables", "%s.%d.arrows" % (stem, gen))
+                if not os.path.exists(path):
+                    continue
+                batches, _ = read_batches(path)
+                for batch in batches:
+                    yield _project(batch, schema)
+
     def _apply_insert(self, table, batch):
         schema = batch.schema
         rows = cv.batch_rows(batch)
@@ -289,6 +305,17 @@ class Store:
         self.db.executemany("DELETE FROM rows WHERE id = ?", doomed)
         self.db.execute("COMMIT")
         return len(doomed)
+
+
+def _project(batch, schema):
+    columns = []
+    for field in schema:
+        i = batch.schema.get_field_index(field.name)
+        if i < 0:
+            columns.append(pa.nulls(batch.num_rows, type=field.type))
+        else:
+            columns.append(batch.column(i).cast(field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _predicate_matches(pred, row):

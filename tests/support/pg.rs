@@ -317,6 +317,25 @@ impl PgServer {
         }
     }
 
+    /// Starts a stopped server again (after [`PgServer::stop`] and work on its data directory).
+    pub fn start_again(&mut self) {
+        assert!(!self.is_running(), "start_again: the server is running");
+        if let Err(why) = self.spawn_and_wait(false) {
+            panic!(
+                "PostgreSQL {} did not start again: {why}\n--- {} ---\n{}",
+                self.major,
+                self.log_file.display(),
+                self.log_tail()
+            );
+        }
+    }
+
+    /// A command for a PostgreSQL program (e.g. Debian's `/usr/lib/postgresql/15/bin/pg_resetwal`)
+    /// run as the server's user, so it may touch the data directory.
+    pub fn server_tool(&self, program: &Path) -> Command {
+        server_command(program)
+    }
+
     /// Clean (fast) shutdown; the data directory stays until Drop. No-op when stopped.
     pub fn stop(&mut self) {
         if let Err(why) = self.shutdown("fast") {
@@ -455,6 +474,51 @@ impl Drop for PgServer {
             eprintln!("warning: {why}");
         }
         // `root` (a TempDir) is dropped after this and removes every file.
+    }
+}
+
+/// A psql session the test drives statement by statement (stdin kept open): for transactions
+/// that stay open while something else runs.
+pub struct Session {
+    child: std::process::Child,
+}
+
+impl Session {
+    /// As the superuser on database `postgres`, over the server's unix socket.
+    pub fn open(pg: &PgServer) -> Session {
+        let mut cmd = psql_command();
+        cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(pg.socket_dir())
+            .args([
+                "-p",
+                &pg.port().to_string(),
+                "-U",
+                roles::SUPERUSER,
+                "-d",
+                "postgres",
+            ])
+            .env("PGPASSWORD", roles::PASSWORD)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Session {
+            child: cmd.spawn().expect("psql session"),
+        }
+    }
+
+    /// Sends `sql` (psql runs it when the statement is complete).
+    pub fn send(&mut self, sql: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{sql}").expect("write to psql");
+        stdin.flush().expect("flush psql");
+    }
+
+    /// Closes stdin and waits for psql to exit.
+    pub fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 
