@@ -165,6 +165,54 @@ fn xmin_mode_second_sync_sends_only_the_changed_rows() {
     let (_, counts) = sync_counting(&cfg, &dest, &["inc_a", "inc_b"]);
     assert_eq!(counts["inc_a"], 0);
     assert_eq!(counts["inc_b"], 0);
+
+    // Rows written since, then frozen by VACUUM FREEZE, keep their xmin: still found.
+    pg.psql(
+        "INSERT INTO inc_a SELECT g, 9, 'frozen' FROM generate_series(30001, 30010) g;
+         VACUUM FREEZE inc_a;",
+    );
+    let (_, counts) = sync_counting(&cfg, &dest, &["inc_a", "inc_b"]);
+    assert_eq!((counts["inc_a"], counts["inc_b"]), (10, 0));
+    assert_eq!(dest_rows(&dest, "inc_a"), source_rows(&pg, "inc_a"));
+}
+
+/// Both modes on every major (12 reads its snapshot with `txid_current_snapshot()`).
+#[test]
+fn incremental_xmin_and_cursor_matrix() {
+    let pg = server(None);
+    for t in ["m_x", "m_c"] {
+        pg.psql(&format!(
+            "CREATE TABLE {t} (id bigint PRIMARY KEY, v bigint NOT NULL, note text,
+                               ts timestamptz NOT NULL DEFAULT clock_timestamp());
+             CREATE INDEX ON {t} (ts);
+             INSERT INTO {t} (id, v, note) SELECT g, 0, 'row ' || g FROM generate_series(1, 500) g;"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &pg,
+        dir.path(),
+        json!({
+            "incremental": "xmin",
+            "table_options": [{ "tables": ["m_c"], "cursor_column": "ts" }]
+        }),
+    )
+    .tables(&["m_x", "m_c"])
+    .write(dir.path());
+    let dest = dest(dir.path());
+    let (_, counts) = sync_counting(&cfg, &dest, &["m_x", "m_c"]);
+    assert_eq!((counts["m_x"], counts["m_c"]), (500, 500));
+    for t in ["m_x", "m_c"] {
+        pg.psql(&format!(
+            "UPDATE {t} SET v = 1, note = 'changed', ts = clock_timestamp() WHERE id % 100 = 0;
+             INSERT INTO {t} (id, v, note) VALUES (1001, 2, 'new');"
+        ));
+    }
+    let (run, counts) = sync_counting(&cfg, &dest, &["m_x", "m_c"]);
+    assert_eq!((counts["m_x"], counts["m_c"]), (6, 6), "{}", run.output());
+    for t in ["m_x", "m_c"] {
+        assert_eq!(dest_rows(&dest, t), source_rows(&pg, t), "table {t}");
+    }
 }
 
 #[test]
