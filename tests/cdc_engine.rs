@@ -76,6 +76,7 @@ async fn discover(cfg: &Config, names: &[&str]) -> Vec<StreamTable> {
             StreamTable {
                 dest_name: t.name.clone(),
                 table: t,
+                ..StreamTable::default()
             }
         })
         .collect()

@@ -9,8 +9,9 @@ use crate::catalog::types::{TypeResolver, TypeRow};
 use crate::decode::PgType;
 
 /// What kind of relation a table is (`pg_class.relkind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RelKind {
+    #[default]
     Table,
     Partitioned,
     View,
@@ -47,7 +48,7 @@ pub struct Column {
     pub unique: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Table {
     pub oid: u32,
     pub schema: String,

@@ -54,7 +54,7 @@ use crate::plugin::service::{SendError, SyncMessage, SyncSender};
 use crate::wire::{pg_clock_now, Config, Connection, Error as WireError, ReplicationMessage};
 
 pub use names::{cdc_names, CdcNames};
-pub use setup::{check_prerequisites, drop_objects, CdcTables};
+pub use setup::{check_prerequisites, check_publication_options, drop_objects, CdcTables};
 pub use state::CdcState;
 pub use stream::StreamTable;
 
@@ -143,7 +143,8 @@ async fn run_inner(
             table = t
         );
     }
-    let state = setup::ensure_publication(&mut conn, names, &tables, &classified.streamed).await?;
+    let state =
+        setup::ensure_publication(&mut conn, names, &selected, &classified.streamed).await?;
     // A previous run that was killed leaves its walsender behind until the server notices the
     // closed socket: give it a few seconds to let go of the slot.
     let mut slot = setup::slot_info(&mut conn, &names.slot).await?;

@@ -11,6 +11,7 @@ use super::names::CdcNames;
 use super::state::{
     quote_ident, quote_literal, read_state_sql, table_key, write_state_sql, CdcState,
 };
+use super::stream::StreamTable;
 use super::CdcError;
 
 /// PostgreSQL 13 added `publish_via_partition_root` and partitioned tables in publications.
@@ -209,14 +210,15 @@ pub async fn published_tables(
 pub async fn ensure_publication(
     conn: &mut Connection,
     names: &CdcNames,
-    tables: &[Table],
+    tables: &[StreamTable],
     streamed: &[String],
 ) -> Result<CdcState, CdcError> {
     let pubname = &names.publication;
+    let version = conn.server_version_num();
     let list: Vec<String> = tables
         .iter()
-        .filter(|t| streamed.contains(&table_key(&t.schema, &t.name)))
-        .map(Table::qualified_name)
+        .filter(|t| streamed.contains(&table_key(&t.table.schema, &t.table.name)))
+        .map(|t| publication_entry(t, version))
         .collect();
     let via_root = conn.server_version_num() >= PG13;
     conn.batch_execute("BEGIN").await?;
@@ -279,6 +281,91 @@ pub async fn ensure_publication(
             Err(e)
         }
     }
+}
+
+/// First version with publication column lists and row filters.
+pub const PG15: u32 = 150_000;
+
+/// One table of `CREATE/ALTER PUBLICATION … TABLE`: with a column list when columns are
+/// excluded and a row filter, on PostgreSQL 15+ (before that the plugin drops excluded columns
+/// itself, and a filter is refused at Init).
+pub fn publication_entry(t: &StreamTable, server_version: u32) -> String {
+    let mut entry = t.table.qualified_name();
+    if server_version < PG15 {
+        return entry;
+    }
+    if !t.excluded_columns.is_empty() {
+        let columns: Vec<String> = t
+            .table
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        entry.push_str(&format!(" ({})", columns.join(", ")));
+    }
+    if let Some(filter) = &t.filter {
+        entry.push_str(&format!(" WHERE ({filter})"));
+    }
+    entry
+}
+
+/// Init-time check of `exclude_columns` and `filter` with CDC. Before 15 a filter cannot be
+/// applied. From 15, a column list or row filter that does not cover the table's replica
+/// identity makes the server refuse every UPDATE and DELETE of the table once the publication
+/// exists: a trial publication and a zero-row UPDATE and DELETE in a transaction that is rolled
+/// back find that out first.
+pub async fn check_publication_options(
+    conn: &mut Connection,
+    tables: &[StreamTable],
+) -> Result<(), CdcError> {
+    let version = conn.server_version_num();
+    let with_options: Vec<&StreamTable> = tables
+        .iter()
+        .filter(|t| t.filter.is_some() || !t.excluded_columns.is_empty())
+        .collect();
+    if version < PG15 {
+        if let Some(t) = with_options.iter().find(|t| t.filter.is_some()) {
+            return Err(CdcError::Setup(format!(
+                "table {}: a filter with cdc_id needs PostgreSQL 15 or later (publication row \
+                 filters); this server is {}. Remove the filter, or sync that table without cdc_id",
+                t.table.display_name,
+                version / 10_000
+            )));
+        }
+        return Ok(());
+    }
+    for t in with_options {
+        conn.batch_execute("BEGIN").await?;
+        let trial = async {
+            conn.batch_execute(&format!(
+                "CREATE PUBLICATION cq_options_check FOR TABLE {}",
+                publication_entry(t, version)
+            ))
+            .await?;
+            let name = t.table.qualified_name();
+            conn.batch_execute(&format!("DELETE FROM {name} WHERE false"))
+                .await?;
+            if let Some(col) = t.table.columns.first() {
+                let c = quote_ident(&col.name);
+                conn.batch_execute(&format!("UPDATE {name} SET {c} = {c} WHERE false"))
+                    .await?;
+            }
+            Ok::<_, WireError>(())
+        }
+        .await;
+        let _ = conn.batch_execute("ROLLBACK").await;
+        if let Err(e) = trial {
+            return Err(CdcError::Setup(format!(
+                "table {}: with its exclude_columns/filter in the publication the server would \
+                 refuse its UPDATEs or DELETEs ({e}). A row filter may only use the replica \
+                 identity's columns, and excluded columns must not be among them: change the \
+                 options, or (for a filter) set `ALTER TABLE {} REPLICA IDENTITY FULL`",
+                t.table.display_name,
+                t.table.qualified_name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Mark `tables` as backfilled (read-modify-write in one transaction).

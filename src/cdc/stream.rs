@@ -39,10 +39,15 @@ use super::setup::format_lsn;
 use super::CdcError;
 
 /// A streamed table: the catalog entry (columns as last sent) and its destination name.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StreamTable {
     pub table: Table,
     pub dest_name: String,
+    /// `table_options.exclude_columns`: left out of the publication (PostgreSQL 15+) and, on
+    /// every version, out of every change before it is decoded.
+    pub excluded_columns: Vec<String>,
+    /// `table_options.filter`: the publication's row filter (PostgreSQL 15+ only).
+    pub filter: Option<String>,
 }
 
 /// What a Migrate carries through the buffer: the new columns.
@@ -282,6 +287,15 @@ impl Streamer {
         for (i, rc) in r.columns().enumerate() {
             if rc.is_key() {
                 flagged_names.push(rc.name.to_string());
+            }
+            if self.tables[ti]
+                .excluded_columns
+                .iter()
+                .any(|c| c == rc.name)
+            {
+                // Excluded: never decoded, never sent (before 15 the server still streams it).
+                slots.push(None);
+                continue;
             }
             let known = self.latest[ti]
                 .iter()

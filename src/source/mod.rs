@@ -77,7 +77,7 @@ impl Source for PostgresSource {
         };
         let options = resolve_table_options(&spec, &config, &catalog, no_connection).await?;
         if let (Some(cdc_id), false) = (&spec.cdc_id, no_connection) {
-            check_cdc(&config, cdc_id.as_str(), &catalog).await?;
+            check_cdc(&config, cdc_id.as_str(), &catalog, &options).await?;
         }
         *self.state.lock().await = Some(Arc::new(Initialized {
             spec,
@@ -380,18 +380,46 @@ async fn resolve_table_options(
     Ok(resolved)
 }
 
+/// A catalog table as CDC streams it, with its `table_options` applied.
+fn stream_table(table: &Table, options: &ResolvedOptions, dest_name: String) -> StreamTable {
+    let settings = options.tables.get(&table.oid);
+    let excluded = settings
+        .map(|s| s.exclude_columns.clone())
+        .unwrap_or_default();
+    let mut table = table.clone();
+    table.columns.retain(|c| !excluded.contains(&c.name));
+    StreamTable {
+        table,
+        dest_name,
+        excluded_columns: excluded,
+        filter: settings.and_then(|s| s.filter.clone()),
+    }
+}
+
 /// Init-time CDC checks (wal_level, REPLICATION, a free slot, a streamable table), so a
 /// misconfigured server fails `cloudquery sync` at once with an actionable message.
 async fn check_cdc(
     config: &wire::Config,
     cdc_id: &str,
     catalog: &Catalog,
+    options: &ResolvedOptions,
 ) -> Result<(), SourceError> {
     let names = cdc::cdc_names(cdc_id).map_err(|e| SourceError::msg(format!("cdc_id: {e}")))?;
     let mut conn = Connection::connect(config)
         .await
         .map_err(|e| SourceError::msg(format!("failed to connect to PostgreSQL: {e}")))?;
-    let result = cdc::check_prerequisites(&mut conn, &names, &catalog.tables).await;
+    let with_options: Vec<StreamTable> = catalog
+        .tables
+        .iter()
+        .filter(|t| options.tables.contains_key(&t.oid))
+        .map(|t| stream_table(t, options, t.display_name.clone()))
+        .collect();
+    let mut result = cdc::check_prerequisites(&mut conn, &names, &catalog.tables)
+        .await
+        .map(|_| ());
+    if result.is_ok() {
+        result = cdc::check_publication_options(&mut conn, &with_options).await;
+    }
     conn.close().await;
     result.map_err(|e| SourceError::msg(e.to_string()))?;
     log_info!(
@@ -415,6 +443,13 @@ async fn sync_cdc(
         .map(|p| StreamTable {
             table: (*p.table).clone(),
             dest_name: schema_table_name(&p.schema),
+            excluded_columns: state
+                .options
+                .tables
+                .get(&p.table.oid)
+                .map(|s| s.exclude_columns.clone())
+                .unwrap_or_default(),
+            filter: p.filter.as_deref().map(str::to_string),
         })
         .collect();
     let backfill = EngineBackfill {
