@@ -43,6 +43,8 @@ declare -A CQPG_PG_NPM_VERSION=(
 )
 CQPG_CLI_VERSION=6.21.1
 CQPG_CARGO_FUZZ_VERSION=0.13.2
+# The machine image has no cargo-nextest: scripts/setup.sh builds this version into the cache.
+CQPG_CARGO_NEXTEST_VERSION=0.9.151
 CQPG_VENV="$CQ_CACHE_DIR/venv"
 
 cq_log() { printf '==> %s\n' "$*" >&2; }

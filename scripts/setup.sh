@@ -10,6 +10,7 @@
 # - Debian's psql, pgbench and pg_recvlogical (postgresql-client-15, postgresql-15) when missing;
 # - the Python venv $CQ_CACHE_DIR/venv from tests/destination/requirements.txt, with the real
 #   CloudQuery CLI exposed as $CQ_CACHE_DIR/bin/cloudquery;
+# - cargo-nextest (the test runner) in $CQ_CACHE_DIR/cargo-tools/bin, unless one is on PATH;
 # - with --with-fuzz: cargo-fuzz in $CQ_CACHE_DIR/cargo-tools/bin.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -171,12 +172,18 @@ case "$cli_version" in
 esac
 cq_log "CloudQuery CLI $CQPG_CLI_VERSION at $CQ_CACHE_DIR/bin/cloudquery; venv ready ($(cq_elapsed "$step_start"))"
 
-# --- cargo-nextest (on the machine image; installed only when missing) -------------------------
-if ! cargo nextest --version >/dev/null 2>&1 &&
-    ! "$CQ_CACHE_DIR/cargo-tools/bin/cargo-nextest" --version >/dev/null 2>&1; then
-    cq_log "cargo install cargo-nextest"
+# --- cargo-nextest (not on the machine image: built once into the cache) ----------------------
+# A cargo-nextest already on PATH (a developer's own) is used as is; otherwise the pinned version
+# is built into the cache's tool directory, which scripts/test.sh puts first on PATH.
+nextest_bin="$CQ_CACHE_DIR/cargo-tools/bin/cargo-nextest"
+if ! "$nextest_bin" --version 2>/dev/null | grep -q "$CQPG_CARGO_NEXTEST_VERSION" &&
+    ! cargo nextest --version >/dev/null 2>&1; then
+    step_start="$(cq_now)"
+    cq_log "cargo install cargo-nextest $CQPG_CARGO_NEXTEST_VERSION (a few minutes, once)"
     CARGO_TARGET_DIR="$CQ_CACHE_DIR/cargo-tools-target" \
-        cargo install cargo-nextest --locked --root "$CQ_CACHE_DIR/cargo-tools"
+        cargo install cargo-nextest --locked --version "$CQPG_CARGO_NEXTEST_VERSION" \
+        --root "$CQ_CACHE_DIR/cargo-tools"
+    cq_log "cargo-nextest: $("$nextest_bin" --version) ($(cq_elapsed "$step_start"))"
 fi
 
 # --- cargo-fuzz -------------------------------------------------------------------------------
