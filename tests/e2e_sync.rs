@@ -286,15 +286,8 @@ fn pgbench(pg: &PgServer, dir: &Path, script: &str, seconds: u32) -> Child {
     }
     cmd.args(["-n", "-c", "1", "-T", &seconds.to_string(), "-f"])
         .arg(&path)
-        .arg("-h")
-        .arg(pg.socket_dir())
-        .args([
-            "-p",
-            &pg.port().to_string(),
-            "-U",
-            roles::SUPERUSER,
-            "postgres",
-        ])
+        .args(pg.client_args())
+        .arg("postgres")
         .env("PGPASSWORD", roles::PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -234,6 +234,19 @@ impl PgServer {
         url
     }
 
+    /// The arguments that point a PostgreSQL client tool (psql, pgbench) at this server as the
+    /// superuser over its unix socket (`PGPASSWORD` = `roles::PASSWORD` must be set too).
+    pub fn client_args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "-h".into(),
+            self.socket_dir.clone().into_os_string(),
+            "-p".into(),
+            self.port.to_string().into(),
+            "-U".into(),
+            roles::SUPERUSER.into(),
+        ]
+    }
+
     /// Runs `sql` through psql as the superuser on database `postgres`; returns trimmed stdout
     /// (`-At`: unaligned, tuples only). Panics with psql's stderr on any error.
     pub fn psql(&self, sql: &str) -> String {
@@ -244,11 +257,8 @@ impl PgServer {
     pub fn psql_db(&self, db: &str, sql: &str) -> String {
         let mut cmd = psql_command();
         cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-f", "-"])
-            .arg("-h")
-            .arg(&self.socket_dir)
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(["-U", roles::SUPERUSER, "-d", db])
+            .args(self.client_args())
+            .args(["-d", db])
             .env("PGPASSWORD", roles::PASSWORD);
         let out = run_with_stdin(&mut cmd, sql);
         if !out.status.success() {
@@ -488,16 +498,8 @@ impl Session {
     pub fn open(pg: &PgServer) -> Session {
         let mut cmd = psql_command();
         cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
-            .arg("-h")
-            .arg(pg.socket_dir())
-            .args([
-                "-p",
-                &pg.port().to_string(),
-                "-U",
-                roles::SUPERUSER,
-                "-d",
-                "postgres",
-            ])
+            .args(pg.client_args())
+            .args(["-d", "postgres"])
             .env("PGPASSWORD", roles::PASSWORD)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
