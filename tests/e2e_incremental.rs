@@ -708,7 +708,9 @@ fn shards_and_destination_names_keep_their_own_positions() {
     let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
     assert_eq!(total(&first) + total(&second), 900, "{first:?} {second:?}");
     for t in tables {
-        pg.psql(&format!("UPDATE {t} SET v = 5, note = 'changed' WHERE id <= 7"));
+        pg.psql(&format!(
+            "UPDATE {t} SET v = 5, note = 'changed' WHERE id <= 7"
+        ));
     }
     let first = shard_sync("1/2");
     let second = shard_sync("2/2");

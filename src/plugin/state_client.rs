@@ -196,36 +196,38 @@ impl StateClient {
 
     /// Appends the rows of one `Read` record (an Arrow IPC stream).
     fn decode_rows(&self, record: &[u8], rows: &mut Vec<StateRow>) -> Result<(), StateError> {
-        let reader = arrow_ipc::reader::StreamReader::try_new(record, None)
-            .map_err(|e| self.data_error(e.to_string()))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| self.data_error(e.to_string()))?;
-            let column = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .ok_or_else(|| self.data_error(format!("a record has no column {name:?}")))
-            };
-            let keys = column("key")?;
-            let values = column("value")?;
-            let versions = column("version")?;
-            for i in 0..batch.num_rows() {
-                // A row without a key is not a position of anything: skip it.
-                let Some(key) = text_at(keys, i).map_err(|e| self.data_error(e))? else {
-                    continue;
-                };
-                let value = text_at(values, i)
-                    .map_err(|e| self.data_error(e))?
-                    .unwrap_or_default();
-                let version = version_at(versions, i).map_err(|e| self.data_error(e))?;
-                rows.push(StateRow {
-                    key,
-                    value,
-                    version,
-                });
-            }
-        }
+        rows.extend(decode_state_rows(record).map_err(|e| self.data_error(e))?);
         Ok(())
     }
+}
+
+/// The rows of one `Read` record (an Arrow IPC stream of the state table) from the state
+/// backend: rows without a key are skipped, a NULL version counts as 0.
+pub fn decode_state_rows(record: &[u8]) -> Result<Vec<StateRow>, String> {
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(record, None).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("a record has no column {name:?}"))
+        };
+        let (keys, values, versions) = (column("key")?, column("value")?, column("version")?);
+        for i in 0..batch.num_rows() {
+            // A row without a key is not a position of anything.
+            let Some(key) = text_at(keys, i)? else {
+                continue;
+            };
+            rows.push(StateRow {
+                key,
+                value: text_at(values, i)?.unwrap_or_default(),
+                version: version_at(versions, i)?,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// The state table's schema, with the metadata the Go SDK gives it.

@@ -306,7 +306,9 @@ async fn next_xid(conn: &mut Connection, snapshot: &PgSnapshot) -> Result<u64, w
         .parse()
         .map_err(|_| wire::Error::protocol(format!("{sql} returned {text:?}")))?;
     // Negative only if 2^31 ids passed in between, which the server's wraparound guard forbids.
-    Ok(snapshot.xmax + u64::try_from(ahead).unwrap_or(0))
+    Ok(snapshot
+        .xmax
+        .saturating_add(u64::try_from(ahead).unwrap_or(0)))
 }
 
 /// The largest cursor value under the transaction's snapshot, in its text form (None: no value,
