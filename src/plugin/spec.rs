@@ -9,6 +9,7 @@
 //! | `destination_table_name` | string, `{{TABLE}}` | see [`TableNameTemplate`] |
 //! | `cdc_id` | string, empty = CDC off | see [`CdcId`] |
 //! | `concurrency` | integer, 4 | ≥ 1: how many tables are read at the same time |
+//! | `numeric_type`, `interval_type`, `infinity`, `out_of_range` | strings | see [`super::spec_values`] |
 //!
 //! Any other key is an error naming it. Every problem is reported (not just the first), each naming
 //! its field and the rule. The spec `null` (no `spec:` in the YAML) is the empty spec, which fails on
@@ -20,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::spec_values::parse_value_options;
 use crate::cdc::{cdc_names, CdcNames};
+use crate::decode::ValueOptions;
 use crate::logging::Level;
 
 pub const DEFAULT_ROWS_PER_RECORD: usize = 500;
@@ -29,13 +32,17 @@ pub const DEFAULT_TABLE_TEMPLATE: &str = "{{TABLE}}";
 /// Longest accepted `cdc_id` (the naming rule lives in [`crate::cdc::names`]).
 pub const MAX_CDC_ID: usize = crate::cdc::names::MAX_CDC_ID_LEN;
 
-pub const FIELDS: [&str; 6] = [
+pub const FIELDS: [&str; 10] = [
     "connection_string",
     "pgx_log_level",
     "rows_per_record",
     "destination_table_name",
     "cdc_id",
     "concurrency",
+    "numeric_type",
+    "interval_type",
+    "infinity",
+    "out_of_range",
 ];
 
 /// Checks a connection string; the error text must already mask any password.
@@ -105,6 +112,8 @@ pub struct Spec {
     pub cdc_id: Option<CdcId>,
     /// Tables read at the same time.
     pub concurrency: usize,
+    /// `numeric_type`, `interval_type`, `infinity`, `out_of_range`.
+    pub values: ValueOptions,
 }
 
 impl fmt::Debug for Spec {
@@ -120,6 +129,7 @@ impl fmt::Debug for Spec {
             )
             .field("cdc_id", &self.cdc_id.as_ref().map(CdcId::as_str))
             .field("concurrency", &self.concurrency)
+            .field("values", &self.values)
             .finish()
     }
 }
@@ -263,6 +273,10 @@ impl Spec {
             }
         };
 
+        let mut value_errors = Vec::new();
+        let values = parse_value_options(map, &mut value_errors);
+        errors.extend(value_errors.into_iter().map(|(f, p)| SpecError::new(f, p)));
+
         if !errors.is_empty() {
             errors.sort_by_key(|e| {
                 FIELDS
@@ -279,6 +293,7 @@ impl Spec {
             destination_table_name,
             cdc_id,
             concurrency,
+            values,
         })
     }
 }

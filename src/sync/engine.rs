@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::decode::{CopyBinaryDecoder, DecodeError};
+use crate::decode::rules::adjusted_message;
+use crate::decode::{CopyBinaryDecoder, DecodeError, ValueOptions};
 use crate::plugin::service::{SendError, SyncMessage, SyncSender};
 use crate::sync::plan::{copy_statement, work_items, TablePlan, WorkItem};
 use crate::wire::{self, Connection};
@@ -33,6 +34,8 @@ pub struct SyncOptions {
     pub max_record_bytes: usize,
     /// ctid range size for splitting big tables (PostgreSQL 14+), 0 = never split.
     pub chunk_pages: u32,
+    /// The value rules (±infinity, out-of-range dates) the readers apply.
+    pub values: ValueOptions,
 }
 
 impl Default for SyncOptions {
@@ -42,6 +45,7 @@ impl Default for SyncOptions {
             concurrency: 4,
             max_record_bytes: 64 << 20,
             chunk_pages: 16_384,
+            values: ValueOptions::default(),
         }
     }
 }
@@ -75,6 +79,8 @@ struct TableProgress {
     items_left: AtomicUsize,
     started: Mutex<Option<Instant>>,
     failed: std::sync::atomic::AtomicBool,
+    /// Per column: values changed because a destination cannot hold them (see `decode::rules`).
+    adjusted: Mutex<Vec<u64>>,
 }
 
 struct Shared {
@@ -139,12 +145,13 @@ pub async fn run_in_snapshot(
     let items = work_items(&plans, leader.server_version_num(), options.chunk_pages);
     let mut progress: Vec<TableProgress> = plans
         .iter()
-        .map(|_| TableProgress {
+        .map(|p| TableProgress {
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             items_left: AtomicUsize::new(0),
             started: Mutex::new(None),
             failed: std::sync::atomic::AtomicBool::new(false),
+            adjusted: Mutex::new(vec![0; p.table.columns.len()]),
         })
         .collect();
     for item in &items {
@@ -268,12 +275,17 @@ async fn read_item(
         .await
         .map_err(lost)?;
     match copy_item(shared, conn, plan, &sql).await {
-        Ok((rows, bytes)) => {
+        Ok((rows, bytes, adjusted)) => {
             conn.batch_execute("RELEASE SAVEPOINT cq_item")
                 .await
                 .map_err(lost)?;
             progress.rows.fetch_add(rows, Ordering::Relaxed);
             progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+            if let Ok(mut total) = progress.adjusted.lock() {
+                for (t, a) in total.iter_mut().zip(adjusted) {
+                    *t += a;
+                }
+            }
         }
         Err(ItemError::Fatal(e)) => return Err(e),
         Err(ItemError::Table { error, rows_sent }) => {
@@ -295,6 +307,7 @@ async fn read_item(
             .map(|s| s.elapsed().as_secs_f64())
             .unwrap_or_default();
         let rows = progress.rows.load(Ordering::Relaxed);
+        warn_adjusted(plan, progress, &shared.options.values);
         log_info!(
             "table sync finished",
             table = name,
@@ -309,6 +322,25 @@ async fn read_item(
         );
     }
     Ok(())
+}
+
+/// One warning per column whose values were clamped or sent as NULL because a destination
+/// cannot hold them, with the count for the table.
+fn warn_adjusted(plan: &TablePlan, progress: &TableProgress, values: &ValueOptions) {
+    let Ok(adjusted) = progress.adjusted.lock() else {
+        return;
+    };
+    for (col, &count) in plan.table.columns.iter().zip(adjusted.iter()) {
+        if count > 0 {
+            log_warn!(
+                adjusted_message(&col.pg_type, values),
+                table = plan.table.display_name.as_str(),
+                column = col.name.as_str(),
+                column_type = col.type_name.as_str(),
+                count = count
+            );
+        }
+    }
 }
 
 enum ItemError {
@@ -348,13 +380,14 @@ fn report_table_error(table: &str, error: &TableError, rows_sent: u64) {
     }
 }
 
-/// Streams one COPY into records. Returns (rows, bytes).
+/// Streams one COPY into records. Returns (rows, bytes, per column the values the value rules
+/// changed).
 async fn copy_item(
     shared: &Shared,
     conn: &mut Connection,
     plan: &TablePlan,
     sql: &str,
-) -> Result<(u64, u64), ItemError> {
+) -> Result<(u64, u64, Vec<u64>), ItemError> {
     let name = &plan.table.display_name;
     let types: Vec<_> = plan
         .table
@@ -362,7 +395,7 @@ async fn copy_item(
         .iter()
         .map(|c| c.pg_type.clone())
         .collect();
-    let mut decoder = CopyBinaryDecoder::new(&types);
+    let mut decoder = CopyBinaryDecoder::with_options(&types, &shared.options.values);
     let fatal_or_table = |e: wire::Error, rows_sent: u64| {
         if e.is_connection_lost() {
             ItemError::Fatal(SyncError::ConnectionLost {
@@ -418,7 +451,7 @@ async fn copy_item(
     if decoder.rows() > 0 {
         rows_sent += emit(shared, plan, &mut decoder).await?;
     }
-    Ok((rows_sent, bytes_total))
+    Ok((rows_sent, bytes_total, decoder.take_adjusted()))
 }
 
 /// Names the column (and its PostgreSQL type) a decode error happened in.
