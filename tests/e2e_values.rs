@@ -388,6 +388,16 @@ fn values_matrix_decimal_and_interval() {
     if major >= 17 {
         ddl.push_str("INSERT INTO ivals VALUES (8, 'infinity', ARRAY['-infinity'::interval]);\n");
     }
+    // PostgreSQL 15+: a negative scale (rounded to 10^2) and a scale above the precision.
+    let mut tables = vec!["nums", "ivals"];
+    if major >= 15 {
+        ddl.push_str(
+            "CREATE TABLE nums15 (id int PRIMARY KEY, neg numeric(5,-2), tiny numeric(2,4));
+             INSERT INTO nums15 VALUES (1, 9999900, 0.0099), (2, -1234567, -0.0001), (3, 0, 0),
+               (4, NULL, NULL);\n",
+        );
+        tables.push("nums15");
+    }
     pg.psql(&ddl);
 
     // Expected: PostgreSQL's numeric text (numeric_out) for decimals, NULL for NaN/±Infinity;
@@ -437,7 +447,7 @@ fn values_matrix_decimal_and_interval() {
     let values = json!({"numeric_type": "decimal", "interval_type": "month_day_nano"});
     let cfg = Config::local(PLUGIN, &dest)
         .spec(spec(&pg, values.clone()))
-        .tables(&["nums", "ivals"])
+        .tables(&tables)
         .write(tmp.path());
     let run = sync(&cfg).log_json().run();
     run.assert_success();
@@ -461,6 +471,14 @@ fn values_matrix_decimal_and_interval() {
     );
     assert_eq!(sorted_rows(&dest, "nums"), nums, "PostgreSQL {major}: decimals");
     assert_eq!(sorted_rows(&dest, "ivals"), ivals, "PostgreSQL {major}: intervals");
+    if major >= 15 {
+        assert_eq!(ty("neg", "nums15").as_deref(), Some("decimal128(7, 0)"));
+        assert_eq!(ty("tiny", "nums15").as_deref(), Some("decimal128(4, 4)"));
+        let text = "to_json($::text)".to_string();
+        let want = expected_rows(&pg, "nums15", &[("neg", text.clone()), ("tiny", text)]);
+        assert_eq!(want[1]["neg"], json!("-1234600"), "rounded by PostgreSQL");
+        assert_eq!(sorted_rows(&dest, "nums15"), want);
+    }
     assert_pylist_ok(&dest, 10);
     let nan_warnings = warnings(&run, "NaN, Infinity or -Infinity");
     assert!(
