@@ -509,3 +509,74 @@ fn values_matrix_decimal_and_interval() {
     assert_eq!(got_nums, nums, "PostgreSQL {major}: CDC decimals\n{}", done.log);
     assert_eq!(got_ivals, ivals, "PostgreSQL {major}: CDC intervals\n{}", done.log);
 }
+
+/// `cloudquery tables` documents each column with the Arrow type the options give it.
+#[test]
+fn values_tables_lists_the_types_of_the_options() {
+    let pg = PgServer::start();
+    pg.psql(
+        "CREATE TABLE money (id int PRIMARY KEY, amount numeric(12,2), big numeric(50,10), \
+         free numeric, amounts numeric(12,2)[], span interval, spans interval[], d date)",
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let list = |name: &str, values: Value| -> Vec<(String, String)> {
+        let cfg = Config::local(PLUGIN, tmp.path().join("dest"))
+            .spec(spec(&pg, values))
+            .write_as(tmp.path().join(format!("{name}.yml")));
+        let docs = tmp.path().join(name);
+        let run = support::cli::tables(&cfg, &docs).run();
+        run.assert_success();
+        let text = std::fs::read_to_string(docs.join("postgresql/__tables.json"))
+            .unwrap_or_else(|e| panic!("__tables.json: {e}\n{}", run.output()));
+        let tables: Value = serde_json::from_str(&text).expect("tables JSON");
+        let money = tables
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "money"))
+            .unwrap_or_else(|| panic!("money not listed: {text}"));
+        money["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or("").to_string(),
+                    c["type"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        list("default", json!({})),
+        pairs(&[
+            ("id", "int32"),
+            ("amount", "utf8"),
+            ("big", "utf8"),
+            ("free", "utf8"),
+            ("amounts", "list<item: utf8, nullable>"),
+            ("span", "utf8"),
+            ("spans", "list<item: utf8, nullable>"),
+            ("d", "date32"),
+        ])
+    );
+    assert_eq!(
+        list(
+            "typed",
+            json!({"numeric_type": "decimal", "interval_type": "month_day_nano"})
+        ),
+        pairs(&[
+            ("id", "int32"),
+            ("amount", "decimal(12, 2)"),
+            ("big", "decimal256(50, 10)"),
+            ("free", "utf8"),
+            ("amounts", "list<item: decimal(12, 2), nullable>"),
+            ("span", "month_day_nano_interval"),
+            ("spans", "list<item: month_day_nano_interval, nullable>"),
+            ("d", "date32"),
+        ])
+    );
+}
