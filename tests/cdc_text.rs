@@ -527,7 +527,13 @@ fn cases() -> Vec<Case> {
             ],
             12,
         ),
-        case("interval", Interval, "interval_send", &["'infinity'", "'-infinity'"], 17),
+        case(
+            "interval",
+            Interval,
+            "interval_send",
+            &["'infinity'", "'-infinity'"],
+            17,
+        ),
         case(
             "interval[]",
             arr(Interval),

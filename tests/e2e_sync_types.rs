@@ -46,7 +46,8 @@ const TEXT: &str = "to_json(($)::text)";
 const SAME: &str = "to_json($)";
 /// Days since 1970 under the default rules (README): ±infinity and dates outside the years
 /// 1–9999 clamped to 0001-01-01 / 9999-12-31.
-const DATE_DAYS: &str = "to_json(CASE WHEN $ > DATE '9999-12-31' THEN DATE '9999-12-31' - DATE '1970-01-01' \
+const DATE_DAYS: &str =
+    "to_json(CASE WHEN $ > DATE '9999-12-31' THEN DATE '9999-12-31' - DATE '1970-01-01' \
      WHEN $ < DATE '0001-01-01' THEN DATE '0001-01-01' - DATE '1970-01-01' \
      ELSE $ - DATE '1970-01-01' END)";
 

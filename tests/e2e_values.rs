@@ -49,14 +49,27 @@ fn date_expectations(rule: &str) -> Vec<(&'static str, String)> {
         _ => nulled(ty, lo, hi),
     };
     let d = rule_of("DATE", "0001-01-01", "9999-12-31");
-    let ts = rule_of("TIMESTAMP", "0001-01-01 00:00:00", "9999-12-31 23:59:59.999999");
-    let tstz = format!("(({}) AT TIME ZONE 'UTC')", ts.replace('$', "($ AT TIME ZONE 'UTC')"));
+    let ts = rule_of(
+        "TIMESTAMP",
+        "0001-01-01 00:00:00",
+        "9999-12-31 23:59:59.999999",
+    );
+    let tstz = format!(
+        "(({}) AT TIME ZONE 'UTC')",
+        ts.replace('$', "($ AT TIME ZONE 'UTC')")
+    );
     vec![
-        ("d", format!("to_json({})", DATE_TEXT.replace('$', &format!("({d})")))),
+        (
+            "d",
+            format!("to_json({})", DATE_TEXT.replace('$', &format!("({d})"))),
+        ),
         ("ts", format!("to_json({})", ts_text(&format!("({ts})")))),
         (
             "ts0",
-            format!("to_json({})", ts_text(&format!("date_trunc('second', {ts})"))),
+            format!(
+                "to_json({})",
+                ts_text(&format!("date_trunc('second', {ts})"))
+            ),
         ),
         ("tstz", format!("to_json({})", ts_text(&tstz))),
     ]
@@ -75,7 +88,10 @@ fn array_of(col: &str, elem: &str) -> String {
 /// `(column, expression of $)`, ordered by id.
 fn expected_rows(pg: &PgServer, table: &str, cols: &[(&str, String)]) -> Vec<Value> {
     let fields: Vec<String> = std::iter::once("'id', id".to_string())
-        .chain(cols.iter().map(|(c, e)| format!("'{c}', {}", e.replace('$', c))))
+        .chain(
+            cols.iter()
+                .map(|(c, e)| format!("'{c}', {}", e.replace('$', c))),
+        )
         .collect();
     let out = pg.psql(&format!(
         "SET TimeZone = 'UTC'; SET DateStyle = ISO; \
@@ -225,7 +241,10 @@ fn values_infinity_and_out_of_range_dates_every_rule() {
     // null: every value outside the range and ±infinity is NULL.
     let dest = tmp.path().join("null");
     let cfg = Config::local(PLUGIN, &dest)
-        .spec(spec(&pg, json!({"infinity": "null", "out_of_range": "null"})))
+        .spec(spec(
+            &pg,
+            json!({"infinity": "null", "out_of_range": "null"}),
+        ))
         .tables(&["dates"])
         .write_as(tmp.path().join("null.yml"));
     let run = sync(&cfg).log_json().run();
@@ -247,8 +266,10 @@ fn values_infinity_and_out_of_range_dates_every_rule() {
     run.assert_success();
     let failed = run.log_lines_with("table sync failed");
     assert!(
-        failed.iter().any(|l| l.contains("dates")
-            && l.contains("date infinity cannot be sent (infinity: error)")),
+        failed
+            .iter()
+            .any(|l| l.contains("dates")
+                && l.contains("date infinity cannot be sent (infinity: error)")),
         "the failure names the value and the rule:\n{}",
         run.output()
     );
@@ -256,9 +277,13 @@ fn values_infinity_and_out_of_range_dates_every_rule() {
 
     // CDC: the same rows inserted while streaming arrive under the same rule.
     pg.psql("CREATE TABLE cdc_dates (LIKE dates INCLUDING ALL)");
-    let cdc = CdcRun::with(&pg, &tmp.path().join("cdc"), "values-dates", &["cdc_dates"], |c| {
-        c.spec(spec(&pg, json!({"cdc_id": "values-dates"})))
-    });
+    let cdc = CdcRun::with(
+        &pg,
+        &tmp.path().join("cdc"),
+        "values-dates",
+        &["cdc_dates"],
+        |c| c.spec(spec(&pg, json!({"cdc_id": "values-dates"}))),
+    );
     let run = cdc.start_streaming();
     pg.psql("INSERT INTO cdc_dates SELECT * FROM dates");
     let got = wait_rows(&cdc.dest, "cdc_dates", clamp.len());
@@ -333,8 +358,20 @@ fn decimal_rows() -> Vec<String> {
         row(&|_, _| "0".to_string()),
         row(&|_, _| "-1".to_string()),
         // Trailing zeros: the scale's digits are kept.
-        row(&|ty, _| if ty.contains(",0)") { "8".into() } else { "1.50".into() }),
-        row(&|ty, _| if ty.contains(",0)") { "-5".into() } else { "-0.10".into() }),
+        row(&|ty, _| {
+            if ty.contains(",0)") {
+                "8".into()
+            } else {
+                "1.50".into()
+            }
+        }),
+        row(&|ty, _| {
+            if ty.contains(",0)") {
+                "-5".into()
+            } else {
+                "-0.10".into()
+            }
+        }),
         row(&|_, _| "NaN".to_string()),
     ]
 }
@@ -415,7 +452,10 @@ fn values_matrix_decimal_and_interval() {
         .collect();
     let dec_elem = "CASE WHEN $ = 'NaN' THEN NULL ELSE $::text END";
     num_cols.push(("arr", array_of("arr", &format!("to_json({dec_elem})"))));
-    num_cols.push(("arr256", array_of("arr256", &format!("to_json({dec_elem})"))));
+    num_cols.push((
+        "arr256",
+        array_of("arr256", &format!("to_json({dec_elem})")),
+    ));
     // months = years·12 + months, days, µs = hours·3600e6 + minutes·60e6 + microseconds (each
     // field as PostgreSQL's extract reports it) → [months, days, nanoseconds].
     let us = "(extract(hour from $)::numeric * 3600000000 + extract(minute from $)::numeric \
@@ -440,7 +480,11 @@ fn values_matrix_decimal_and_interval() {
     assert_eq!(nums[6]["p38"], Value::Null);
     assert_eq!(nums[6]["free"], json!("NaN"));
     assert_eq!(ivals[2]["i"], json!([1, -40, 90_000_000_000_000i64]));
-    assert_eq!(ivals[6]["i"], json!([1, 2, i64::MAX]), "beyond i64 ns: clamped");
+    assert_eq!(
+        ivals[6]["i"],
+        json!([1, 2, i64::MAX]),
+        "beyond i64 ns: clamped"
+    );
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let dest = tmp.path().join("dest");
@@ -463,14 +507,25 @@ fn values_matrix_decimal_and_interval() {
             .find(|(n, _)| n == name)
             .map(|(_, t)| t)
     };
-    assert_eq!(ty("arr", "nums").as_deref(), Some("list<item: decimal128(12, 2)>"));
+    assert_eq!(
+        ty("arr", "nums").as_deref(),
+        Some("list<item: decimal128(12, 2)>")
+    );
     assert_eq!(ty("i", "ivals").as_deref(), Some("month_day_nano_interval"));
     assert_eq!(
         ty("ai", "ivals").as_deref(),
         Some("list<item: month_day_nano_interval>")
     );
-    assert_eq!(sorted_rows(&dest, "nums"), nums, "PostgreSQL {major}: decimals");
-    assert_eq!(sorted_rows(&dest, "ivals"), ivals, "PostgreSQL {major}: intervals");
+    assert_eq!(
+        sorted_rows(&dest, "nums"),
+        nums,
+        "PostgreSQL {major}: decimals"
+    );
+    assert_eq!(
+        sorted_rows(&dest, "ivals"),
+        ivals,
+        "PostgreSQL {major}: intervals"
+    );
     if major >= 15 {
         assert_eq!(ty("neg", "nums15").as_deref(), Some("decimal128(7, 0)"));
         assert_eq!(ty("tiny", "nums15").as_deref(), Some("decimal128(4, 4)"));
@@ -506,8 +561,16 @@ fn values_matrix_decimal_and_interval() {
     let got_nums = wait_rows(&cdc.dest, "cdc_nums", nums.len());
     let got_ivals = wait_rows(&cdc.dest, "cdc_ivals", ivals.len());
     let done = interrupt(run);
-    assert_eq!(got_nums, nums, "PostgreSQL {major}: CDC decimals\n{}", done.log);
-    assert_eq!(got_ivals, ivals, "PostgreSQL {major}: CDC intervals\n{}", done.log);
+    assert_eq!(
+        got_nums, nums,
+        "PostgreSQL {major}: CDC decimals\n{}",
+        done.log
+    );
+    assert_eq!(
+        got_ivals, ivals,
+        "PostgreSQL {major}: CDC intervals\n{}",
+        done.log
+    );
 }
 
 /// `cloudquery tables` documents each column with the Arrow type the options give it.

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use arrow_schema::Schema;
-use cq_source_postgresql::decode::types::cq_field;
 use cq_source_postgresql::decode::rules::{InfinityRule, OutOfRangeRule};
+use cq_source_postgresql::decode::types::cq_field;
 use cq_source_postgresql::decode::{CopyBinaryDecoder, DecodeError, PgType, ValueOptions};
 use libfuzzer_sys::fuzz_target;
 

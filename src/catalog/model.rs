@@ -244,8 +244,7 @@ pub fn parse_catalog_with(
             type_oid,
             pg_type: resolved.pg_type,
             type_name: c.text(6)?.to_string(),
-            not_null: (c.boolean(5)? || resolved.domain_not_null)
-                && !may_send_null,
+            not_null: (c.boolean(5)? || resolved.domain_not_null) && !may_send_null,
             not_null_declared: c.boolean(5)?,
             primary_key,
             unique: unique_cols.get(&rel).is_some_and(|k| k.contains(&attnum)),

@@ -25,8 +25,8 @@ use arrow_schema::{Schema, SchemaRef};
 
 use crate::catalog::{quote_ident, Column, Table};
 use crate::decode::pgoutput::{self, OldKind, PgOutputMessage, Relation, TupleData, TupleValue};
-use crate::decode::text::text_to_binary;
 use crate::decode::rules::adjusted_message;
+use crate::decode::text::text_to_binary;
 use crate::decode::{ColumnReader, PgType, ValueOptions};
 use crate::plugin::service::{
     DeleteRecord, Grouping, Predicate, PredicateGroup, SyncMessage, SyncSender,

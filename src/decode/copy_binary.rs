@@ -130,7 +130,10 @@ impl CopyBinaryDecoder {
     /// Per column, the values changed since the last call because the column's Arrow type
     /// cannot hold them (see [`ColumnReader::take_adjusted`]).
     pub fn take_adjusted(&mut self) -> Vec<u64> {
-        self.readers.iter_mut().map(ColumnReader::take_adjusted).collect()
+        self.readers
+            .iter_mut()
+            .map(ColumnReader::take_adjusted)
+            .collect()
     }
 
     /// True once the trailer has been read.

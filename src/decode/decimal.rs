@@ -131,14 +131,15 @@ pub(crate) fn numeric_unscaled<T: Unscaled>(
     let mut acc = T::ZERO;
     for c in digits.chunks_exact(2) {
         let d = i16::from_be_bytes([c[0], c[1]]);
-        let d = u16::try_from(d)
-            .ok()
-            .filter(|d| *d < NBASE as u16)
-            .ok_or(DecodeError::Invalid {
-                what: "numeric digit",
-                expected: "a base-10000 digit 0..=9999",
-                found: i64::from(d),
-            })?;
+        let d =
+            u16::try_from(d)
+                .ok()
+                .filter(|d| *d < NBASE as u16)
+                .ok_or(DecodeError::Invalid {
+                    what: "numeric digit",
+                    expected: "a base-10000 digit 0..=9999",
+                    found: i64::from(d),
+                })?;
         acc = acc
             .checked_mul(nbase)
             .and_then(|a| a.checked_add(T::from_digit(d)))
@@ -206,7 +207,12 @@ mod tests {
         assert!(n128(&numeric(0, 0, 0, &[10]), 1, 0).is_err());
         assert!(n128(&numeric(0, 0, 3, &[1, 5]), 5, 2).is_err());
         // 38 nines fit Decimal128(38, 0); 39 digits do not.
-        let nines = numeric(9, 0, 0, &[99, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999]);
+        let nines = numeric(
+            9,
+            0,
+            0,
+            &[99, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999],
+        );
         assert_eq!(n128(&nines, 38, 0), Ok(Some(10i128.pow(38) - 1)));
         assert!(n128(&nines, 37, 0).is_err());
         let big = numeric(18, 0, 0, &[9; 19]);

@@ -27,10 +27,16 @@ pub(crate) fn interval_value(
     let days = i32::from_be_bytes([d0, d1, d2, d3]);
     let months = i32::from_be_bytes([m0, m1, m2, m3]);
     if (us, days, months) == (i64::MAX, i32::MAX, i32::MAX) {
-        return rules.infinite_interval(false, IntervalMonthDayNano::new(i32::MAX, i32::MAX, i64::MAX));
+        return rules.infinite_interval(
+            false,
+            IntervalMonthDayNano::new(i32::MAX, i32::MAX, i64::MAX),
+        );
     }
     if (us, days, months) == (i64::MIN, i32::MIN, i32::MIN) {
-        return rules.infinite_interval(true, IntervalMonthDayNano::new(i32::MIN, i32::MIN, i64::MIN));
+        return rules.infinite_interval(
+            true,
+            IntervalMonthDayNano::new(i32::MIN, i32::MIN, i64::MIN),
+        );
     }
     match us.checked_mul(1000) {
         Some(ns) => Ok(Ruled::Exact(IntervalMonthDayNano::new(months, days, ns))),
@@ -195,8 +201,22 @@ mod tests {
         assert_eq!(parse("infinity"), Ok((i64::MAX, i32::MAX, i32::MAX)));
         assert_eq!(parse("-infinity"), Ok((i64::MIN, i32::MIN, i32::MIN)));
         for bad in [
-            "", "P", "PT", "1Y", "P1", "P1H", "PT1Y", "P1.5Y", "PT1.1234567S", "P1Y2", "P--1D",
-            "PT1H1", "P99999999999999999999Y", "P178956971Y", "PTS", "P1DT2H3M4ST",
+            "",
+            "P",
+            "PT",
+            "1Y",
+            "P1",
+            "P1H",
+            "PT1Y",
+            "P1.5Y",
+            "PT1.1234567S",
+            "P1Y2",
+            "P--1D",
+            "PT1H1",
+            "P99999999999999999999Y",
+            "P178956971Y",
+            "PTS",
+            "P1DT2H3M4ST",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
@@ -225,7 +245,11 @@ mod tests {
         );
         assert_eq!(
             interval_value(&bin(i64::MIN + 1, 1, 1), &clamp),
-            Ok(Ruled::Adjusted(Some(IntervalMonthDayNano::new(1, 1, i64::MIN))))
+            Ok(Ruled::Adjusted(Some(IntervalMonthDayNano::new(
+                1,
+                1,
+                i64::MIN
+            ))))
         );
         let strict = ValueOptions {
             infinity: InfinityRule::Error,

@@ -39,9 +39,10 @@ use arrow_array::builder::{
     StringBuilder,
 };
 use arrow_array::types::{
-    ByteArrayType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
-    Int16Type, Int32Type, Int64Type, IntervalMonthDayNanoType, Time32MillisecondType, Time32SecondType, Time64MicrosecondType, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampSecondType, UInt32Type, UInt64Type,
+    ByteArrayType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type,
+    Int32Type, Int64Type, IntervalMonthDayNanoType, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType, TimestampSecondType,
+    UInt32Type, UInt64Type,
 };
 use arrow_array::{ArrayRef, ArrowPrimitiveType, BinaryArray, StringArray};
 use arrow_buffer::i256;

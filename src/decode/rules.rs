@@ -164,7 +164,8 @@ impl ValueOptions {
     /// column, `null` rules on dates, timestamps and intervals): such a column's field must be
     /// nullable even when the column is NOT NULL.
     pub fn may_send_null(&self, ty: &PgType) -> bool {
-        let by_rule = self.infinity == InfinityRule::Null || self.out_of_range == OutOfRangeRule::Null;
+        let by_rule =
+            self.infinity == InfinityRule::Null || self.out_of_range == OutOfRangeRule::Null;
         match ty {
             PgType::Decimal { .. } => true,
             PgType::Date
@@ -199,12 +200,14 @@ impl ValueOptions {
         match us {
             i64::MAX => self.infinity.apply("timestamp", "", TS_MAX_PG),
             i64::MIN => self.infinity.apply("timestamp", "-", TS_MIN_PG),
-            t if t > TS_MAX_PG => self
-                .out_of_range
-                .apply("timestamp", || format_timestamp(t), TS_MAX_PG),
-            t if t < TS_MIN_PG => self
-                .out_of_range
-                .apply("timestamp", || format_timestamp(t), TS_MIN_PG),
+            t if t > TS_MAX_PG => {
+                self.out_of_range
+                    .apply("timestamp", || format_timestamp(t), TS_MAX_PG)
+            }
+            t if t < TS_MIN_PG => {
+                self.out_of_range
+                    .apply("timestamp", || format_timestamp(t), TS_MIN_PG)
+            }
             t => Ok(Ruled::Exact(t)),
         }
     }
@@ -246,9 +249,7 @@ pub fn adjusted_message(ty: &PgType, options: &ValueOptions) -> String {
             "interval values whose time part exceeds +/-2^63-1 nanoseconds (about 292 years) {fate}"
         ),
         PgType::Date => format!("dates outside 0001-01-01 .. 9999-12-31 {fate}"),
-        _ => format!(
-            "timestamps outside 0001-01-01 00:00:00 .. 9999-12-31 23:59:59.999999 {fate}"
-        ),
+        _ => format!("timestamps outside 0001-01-01 00:00:00 .. 9999-12-31 23:59:59.999999 {fate}"),
     }
 }
 

@@ -51,7 +51,8 @@ const SPEC_FIELDS: [Field; 4] = [
     Field {
         key: "out_of_range",
         names: OutOfRangeRule::NAMES,
-        description: "What finite dates and timestamps outside the years 1-9999 (e.g. 294276-12-31, \
+        description:
+            "What finite dates and timestamps outside the years 1-9999 (e.g. 294276-12-31, \
             4713-01-01 BC) become. clamp: the nearest of those edges. null: NULL. error: the \
             table fails. clamp and null log a warning per table and column with the count.",
     },
@@ -73,7 +74,10 @@ pub fn parse_value_options(
                 Value::String(s) => format!("{s:?}"),
                 other => format!("a {}", kind(other)),
             };
-            errors.push((f.key, format!("must be one of {}, got {got}", f.names.join(", "))));
+            errors.push((
+                f.key,
+                format!("must be one of {}, got {got}", f.names.join(", ")),
+            ));
         }
         found
     };
@@ -136,8 +140,10 @@ mod tests {
     #[test]
     fn defaults_and_values() {
         assert_eq!(parse(json!({})), (ValueOptions::default(), vec![]));
-        let (o, e) = parse(json!({"numeric_type": "decimal", "interval_type": "month_day_nano",
-                                  "infinity": "null", "out_of_range": "error"}));
+        let (o, e) = parse(
+            json!({"numeric_type": "decimal", "interval_type": "month_day_nano",
+                                  "infinity": "null", "out_of_range": "error"}),
+        );
         assert!(e.is_empty());
         assert_eq!(o.numeric_type, NumericType::Decimal);
         assert_eq!(o.interval_type, IntervalType::MonthDayNano);

@@ -443,7 +443,11 @@ fn value_rules_null_error_and_counts() {
         array.extend_from_slice(d);
     }
     r.append_value(&array).unwrap();
-    assert_eq!(r.take_adjusted(), 1, "4713 BC counted, infinity (a chosen rule) not");
+    assert_eq!(
+        r.take_adjusted(),
+        1,
+        "4713 BC counted, infinity (a chosen rule) not"
+    );
     assert_eq!(r.take_adjusted(), 0, "reset");
     let a = r.finish().unwrap();
     let items = a.as_list::<i32>().value(0);
