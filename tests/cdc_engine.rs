@@ -235,6 +235,7 @@ fn start_cdc(
             tables,
             CdcOptions {
                 rows_per_record: 500,
+                values: Default::default(),
             },
             &backfill,
             tx,

@@ -509,6 +509,38 @@ fn cases() -> Vec<Case> {
             ],
             12,
         ),
+        // interval_type: month_day_nano: interval_out's ISO 8601 text → interval_send.
+        case(
+            "interval",
+            Interval,
+            "interval_send",
+            &[
+                "'0'",
+                "'1 year 2 months 3 days 04:05:06.789012'",
+                "'-1 year -2 months -3 days -04:05:06.5'",
+                "'1 month -40 days 25:00:00'",
+                "'-7 months 40 days -00:00:00.000001'",
+                "'-0.5 seconds'",
+                "'2147483647 hours'",
+                "'-178956970 years -8 months -2147483648 days -2147483647 hours'",
+                "'178956970 years 7 months 2147483647 days 2147483647:59:59.999999'",
+            ],
+            12,
+        ),
+        case(
+            "interval",
+            Interval,
+            "interval_send",
+            &["'infinity'", "'-infinity'"],
+            17,
+        ),
+        case(
+            "interval[]",
+            arr(Interval),
+            "array_send",
+            &["'{\"1 day\",NULL,P1Y,PT-1S}'"],
+            12,
+        ),
         case(
             "xid8[]",
             arr(Xid8),

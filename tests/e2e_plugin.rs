@@ -716,6 +716,22 @@ fn bad_specs() -> Vec<(Value, &'static str)> {
             json!({ "connection_string": CONN, "tables": ["users"] }),
             "tables",
         ),
+        (
+            json!({ "connection_string": CONN, "numeric_type": "decimals" }),
+            "numeric_type",
+        ),
+        (
+            json!({ "connection_string": CONN, "interval_type": 1 }),
+            "interval_type",
+        ),
+        (
+            json!({ "connection_string": CONN, "infinity": "Clamp" }),
+            "infinity",
+        ),
+        (
+            json!({ "connection_string": CONN, "out_of_range": "nullify" }),
+            "out_of_range",
+        ),
     ]
 }
 
@@ -734,6 +750,10 @@ fn sync_rule(spec: &Value, field: &str) -> &'static str {
         "destination_table_name" => "destination_table_name: ",
         "cdc_id" => "cdc_id: must consist of",
         "tables" => "tables: unknown field",
+        "numeric_type" => "numeric_type: must be one of string, decimal",
+        "interval_type" => "interval_type: must be one of string, month_day_nano",
+        "infinity" => "infinity: must be one of clamp, null, error",
+        "out_of_range" => "out_of_range: must be one of clamp, null, error",
         _ => unreachable!("{field}"),
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! One table holds a column of each type and an array column of each, with a row of ordinary
 //! values, a row of edge values (empty strings, NaN, ±Infinity, min/max integers, unicode,
-//! 30-digit numerics, ±infinity dates and timestamps, BC and year-10000 values, multi-dimensional
+//! 30-digit numerics, ±infinity dates and timestamps, BC and year-10000 values (clamped by the
+//! default rules; `tests/e2e_values.rs` covers every rule), multi-dimensional
 //! arrays, arrays with NULLs), a row with 1 MB of text and of bytea, and a row of NULLs. The
 //! expected values are computed by PostgreSQL itself, per column, in SQL that renders the
 //! destination's canonical JSON (`tests/destination/cqdest_values.py`; calendar types as raw Arrow
@@ -43,18 +44,28 @@ struct Col {
 
 const TEXT: &str = "to_json(($)::text)";
 const SAME: &str = "to_json($)";
-const DATE_DAYS: &str = "to_json(CASE WHEN $ = 'infinity' THEN 2147483647 \
-     WHEN $ = '-infinity' THEN -2147483648 ELSE $ - DATE '1970-01-01' END)";
+/// Days since 1970 under the default rules (README): ±infinity and dates outside the years
+/// 1–9999 clamped to 0001-01-01 / 9999-12-31.
+const DATE_DAYS: &str =
+    "to_json(CASE WHEN $ > DATE '9999-12-31' THEN DATE '9999-12-31' - DATE '1970-01-01' \
+     WHEN $ < DATE '0001-01-01' THEN DATE '0001-01-01' - DATE '1970-01-01' \
+     ELSE $ - DATE '1970-01-01' END)";
 
-/// µs since 1970 of a timestamp-without-time-zone expression `#`, exactly (integer SQL; the
-/// extract of a time of day is exact in float8), ±infinity per the documented rule (i64 MIN/MAX).
+/// The column's unit since 1970 of a timestamp expression `$`, exactly (integer SQL; the
+/// extract of a time of day is exact in float8), rounded down to the unit, under the default
+/// rules: ±infinity and values outside the years 1–9999 clamped to 0001-01-01 00:00:00 /
+/// 9999-12-31 23:59:59.999999.
 fn ts_expect(unit_div: &str, tz: bool) -> String {
-    let v = if tz { "($ AT TIME ZONE 'UTC')" } else { "($)" };
+    let raw = if tz { "($ AT TIME ZONE 'UTC')" } else { "($)" };
+    let v = format!(
+        "(CASE WHEN {raw} > TIMESTAMP '9999-12-31 23:59:59.999999' \
+         THEN TIMESTAMP '9999-12-31 23:59:59.999999' \
+         WHEN {raw} < TIMESTAMP '0001-01-01 00:00:00' THEN TIMESTAMP '0001-01-01 00:00:00' \
+         ELSE {raw} END)"
+    );
     format!(
-        "to_json(CASE WHEN {v} = 'infinity' THEN 9223372036854775807 \
-         WHEN {v} = '-infinity' THEN -9223372036854775808 \
-         ELSE (({v}::date - DATE '1970-01-01')::bigint * 86400000000 \
-               + round(extract(epoch from {v}::time) * 1000000)::bigint) / {unit_div} END)"
+        "to_json((({v}::date - DATE '1970-01-01')::bigint * 86400000000 \
+               + round(extract(epoch from {v}::time) * 1000000)::bigint) / {unit_div})"
     )
 }
 
@@ -870,9 +881,17 @@ fn e2e_sync_matrix_round_trip_every_type() {
     assert_eq!(e2["c_int8"], json!(i64::MIN));
     assert_eq!(e2["c_float4"], json!("NaN"));
     assert_eq!(e2["c_float8"], json!("-Infinity"));
-    assert_eq!(e2["c_date"], json!(i32::MAX));
-    assert_eq!(e2["c_ts"], json!(i64::MIN));
-    assert_eq!(e2["c_tstz"], json!(i64::MAX));
+    assert_eq!(e2["c_date"], json!(2_932_896), "infinity → 9999-12-31");
+    assert_eq!(
+        e2["c_ts"],
+        json!(-62_135_596_800_000_000i64),
+        "-infinity → 0001-01-01 00:00:00"
+    );
+    assert_eq!(
+        e2["c_tstz"],
+        json!(253_402_300_799_999_999i64),
+        "infinity → 9999-12-31 23:59:59.999999"
+    );
     assert_eq!(expected[0]["c_bpchar"], json!("ab   "));
     assert_eq!(expected[0]["c_inet"], json!("10.0.0.1/32"));
     assert_eq!(expected[0]["c_interval"], json!("P1Y2M3DT4H5M6S"));

@@ -46,6 +46,13 @@ fn validate_config_accepts_good_specs() {
             "cdc_id": "My-Sync_1",
             "destination_table_name": "cdc_{{TABLE}}",
         }),
+        json!({
+            "connection_string": CONN,
+            "numeric_type": "decimal",
+            "interval_type": "month_day_nano",
+            "infinity": "null",
+            "out_of_range": "error",
+        }),
     ] {
         let run = validate(spec.clone());
         assert_eq!(run.code, Some(0), "{spec}\n{}", run.output());

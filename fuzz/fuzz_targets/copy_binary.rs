@@ -1,7 +1,8 @@
 //! Arbitrary bytes → the COPY BINARY decoder, frame by frame, over every column type.
 //!
 //! Input layout: byte 0 picks the columns (a value below the number of types: one column of that
-//! type, which focuses the fuzzer on one reader; otherwise every type at once); the rest is a
+//! type, which focuses the fuzzer on one reader; otherwise every type at once); byte 1 picks the
+//! value rules (`infinity` and `out_of_range`: clamp, null or error each); the rest is a
 //! sequence of CopyData payloads, each a big-endian u16 length and that many bytes (the last one
 //! takes whatever is left). Checked: no panic, and after a successful decode the batch builds
 //! (or fails only the batch-level UTF-8 check of text columns).
@@ -10,8 +11,9 @@
 use std::sync::Arc;
 
 use arrow_schema::Schema;
+use cq_source_postgresql::decode::rules::{InfinityRule, OutOfRangeRule};
 use cq_source_postgresql::decode::types::cq_field;
-use cq_source_postgresql::decode::{CopyBinaryDecoder, DecodeError, PgType};
+use cq_source_postgresql::decode::{CopyBinaryDecoder, DecodeError, PgType, ValueOptions};
 use libfuzzer_sys::fuzz_target;
 
 fn all_types() -> Vec<PgType> {
@@ -43,6 +45,27 @@ fn all_types() -> Vec<PgType> {
         PgType::TimestampTz { precision: None },
         PgType::Numeric,
         PgType::ServerText,
+        PgType::Decimal {
+            precision: 1,
+            scale: 0,
+        },
+        PgType::Decimal {
+            precision: 18,
+            scale: 4,
+        },
+        PgType::Decimal {
+            precision: 38,
+            scale: 38,
+        },
+        PgType::Decimal {
+            precision: 39,
+            scale: 0,
+        },
+        PgType::Decimal {
+            precision: 76,
+            scale: 40,
+        },
+        PgType::Interval,
     ];
     let arrays: Vec<PgType> = scalars
         .iter()
@@ -52,15 +75,26 @@ fn all_types() -> Vec<PgType> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, mut rest)) = data.split_first() else {
+    let [pick, rules, ref tail @ ..] = *data else {
         return;
+    };
+    let mut rest: &[u8] = tail;
+    let rule = |n: u8| match n % 3 {
+        0 => (InfinityRule::Clamp, OutOfRangeRule::Clamp),
+        1 => (InfinityRule::Null, OutOfRangeRule::Null),
+        _ => (InfinityRule::Error, OutOfRangeRule::Error),
+    };
+    let options = ValueOptions {
+        infinity: rule(rules).0,
+        out_of_range: rule(rules / 3).1,
+        ..ValueOptions::default()
     };
     let every = all_types();
     let types = match every.get(usize::from(pick)) {
         Some(t) => vec![t.clone()],
         None => every,
     };
-    let mut decoder = CopyBinaryDecoder::new(&types);
+    let mut decoder = CopyBinaryDecoder::with_options(&types, &options);
     let mut ok = true;
     while !rest.is_empty() {
         let frame = match rest {

@@ -1,15 +1,16 @@
 //! Arbitrary text → `decode::text::text_to_binary` for every native type and arrays of them
 //! (the first byte picks the type). Checks: no panic; on error the output buffer is unchanged;
 //! on success with UTF-8 input, the COPY column reader of that type accepts the bytes (the
-//! converter only ever produces valid send formats).
+//! converter only ever produces valid send formats; a decimal reader may still refuse a valid
+//! numeric that its precision cannot hold).
 #![no_main]
 
 use cq_source_postgresql::decode::text::text_to_binary;
-use cq_source_postgresql::decode::{ColumnReader, PgType};
+use cq_source_postgresql::decode::{ColumnReader, DecodeError, PgType};
 use libfuzzer_sys::fuzz_target;
 
 fn scalar(n: u8) -> PgType {
-    match n % 23 {
+    match n % 25 {
         0 => PgType::Bool,
         1 => PgType::Int2,
         2 => PgType::Int4,
@@ -32,6 +33,11 @@ fn scalar(n: u8) -> PgType {
         19 => PgType::Time { precision: None },
         20 => PgType::Timestamp { precision: Some(3) },
         21 => PgType::TimestampTz { precision: None },
+        22 => PgType::Interval,
+        23 => PgType::Decimal {
+            precision: 20,
+            scale: 6,
+        },
         _ => PgType::Numeric,
     }
 }
@@ -50,8 +56,13 @@ fuzz_target!(|data: &[u8]| {
         Ok(()) => {
             if std::str::from_utf8(text).is_ok() {
                 let mut reader = ColumnReader::new(&ty);
-                if let Err(e) = reader.append_value(&out[1..]) {
-                    panic!("{ty:?} {text:?} converted to bytes the reader rejects: {e}");
+                match reader.append_value(&out[1..]) {
+                    Ok(()) => {}
+                    Err(DecodeError::Invalid {
+                        what: "numeric for a decimal column",
+                        ..
+                    }) => {}
+                    Err(e) => panic!("{ty:?} {text:?} converted to bytes the reader rejects: {e}"),
                 }
             }
         }

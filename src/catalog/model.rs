@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::types::{TypeResolver, TypeRow};
-use crate::decode::PgType;
+use crate::decode::{PgType, ValueOptions};
 
 /// What kind of relation a table is (`pg_class.relkind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -157,8 +157,18 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// Builds the catalog from the results of the five discovery statements.
+/// Builds the catalog from the results of the five discovery statements (default value options).
 pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
+    parse_catalog_with(results, &ValueOptions::default())
+}
+
+/// Builds the catalog, mapping numeric and interval columns as `options` say. A column whose
+/// values may arrive as NULL under the options (see [`ValueOptions::may_send_null`]) is
+/// nullable even when declared NOT NULL.
+pub fn parse_catalog_with(
+    results: &[Rows],
+    options: &ValueOptions,
+) -> Result<Catalog, CatalogParseError> {
     let [info, relations, columns, types, constraints] = results else {
         return Err(CatalogParseError {
             query: "discovery",
@@ -177,7 +187,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
     let current_schema = info.text(1)?.to_string();
     let server_version_num = info.parse(2)?;
 
-    let resolver = TypeResolver::new(
+    let resolver = TypeResolver::with_options(
         types
             .iter()
             .map(|row| {
@@ -196,6 +206,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
                 })
             })
             .collect::<Result<Vec<_>, CatalogParseError>>()?,
+        options,
     );
 
     // Constraint columns per relation: (primary key attnums, attnums that alone are unique).
@@ -236,6 +247,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
         let type_oid: u32 = c.parse(3)?;
         let typmod: i32 = c.parse(4)?;
         let resolved = resolver.resolve(type_oid, typmod);
+        let may_send_null = options.may_send_null(&resolved.pg_type);
         let primary_key = pk_cols.get(&rel).is_some_and(|k| k.contains(&attnum));
         columns_by_rel.entry(rel).or_default().push(Column {
             name: c.text(2)?.to_string(),
@@ -243,7 +255,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
             type_oid,
             pg_type: resolved.pg_type,
             type_name: c.text(6)?.to_string(),
-            not_null: c.boolean(5)? || resolved.domain_not_null,
+            not_null: (c.boolean(5)? || resolved.domain_not_null) && !may_send_null,
             not_null_declared: c.boolean(5)?,
             primary_key,
             unique: unique_cols.get(&rel).is_some_and(|k| k.contains(&attnum)),

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use crate::decode::PgType;
+use crate::decode::rules::{IntervalType, NumericType};
+use crate::decode::types::DECIMAL256_MAX_PRECISION;
+use crate::decode::{PgType, ValueOptions};
 
 /// One `pg_type` row, as far as classification needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +62,7 @@ mod oid {
     pub const TIMESTAMP: u32 = 1114;
     pub const TIMESTAMPTZ: u32 = 1184;
     pub const NUMERIC: u32 = 1700;
+    pub const INTERVAL: u32 = 1186;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
     pub const XID8: u32 = 5069;
@@ -71,12 +74,19 @@ const MAX_DEPTH: usize = 32;
 /// Looks types up by OID and resolves them.
 pub struct TypeResolver {
     rows: HashMap<u32, TypeRow>,
+    options: ValueOptions,
 }
 
 impl TypeResolver {
     pub fn new(rows: impl IntoIterator<Item = TypeRow>) -> Self {
+        Self::with_options(rows, &ValueOptions::default())
+    }
+
+    /// A resolver that maps numeric and interval as `numeric_type` / `interval_type` say.
+    pub fn with_options(rows: impl IntoIterator<Item = TypeRow>, options: &ValueOptions) -> Self {
         Self {
             rows: rows.into_iter().map(|r| (r.oid, r)).collect(),
+            options: *options,
         }
     }
 
@@ -95,7 +105,7 @@ impl TypeResolver {
         if depth > MAX_DEPTH {
             return PgType::ServerText;
         }
-        if let Some(native) = native_type(type_oid, typmod) {
+        if let Some(native) = native_type(type_oid, typmod, &self.options) {
             return native;
         }
         let Some(row) = self.rows.get(&type_oid) else {
@@ -124,7 +134,30 @@ fn precision(typmod: i32) -> Option<u8> {
     u8::try_from(typmod).ok().filter(|p| *p <= 6)
 }
 
-fn native_type(type_oid: u32, typmod: i32) -> Option<PgType> {
+/// `numeric(p,s)` → the Arrow decimal that holds every value of it: (p, s) itself; a negative
+/// scale (PostgreSQL 15+, values rounded to 10^-s) → (p − s, 0); a scale above the precision
+/// (15+, e.g. numeric(2,4) holds |v| < 0.01) → (s, s). None (text) for an unconstrained numeric
+/// and above 76 digits.
+pub fn numeric_decimal(typmod: i32) -> Option<PgType> {
+    // NUMERIC_TYPMOD: ((precision << 16) | (scale & 0x7ff)) + VARHDRSZ, scale an 11-bit signed.
+    let raw = typmod.checked_sub(4).filter(|_| typmod >= 4)?;
+    let precision = (raw >> 16) & 0xffff;
+    let scale = ((raw & 0x7ff) ^ 1024) - 1024;
+    let (p, s) = if scale < 0 {
+        (precision - scale, 0)
+    } else if scale > precision {
+        (scale, scale)
+    } else {
+        (precision, scale)
+    };
+    let precision = u8::try_from(p)
+        .ok()
+        .filter(|p| (1..=DECIMAL256_MAX_PRECISION).contains(p))?;
+    let scale = i8::try_from(s).ok()?;
+    Some(PgType::Decimal { precision, scale })
+}
+
+fn native_type(type_oid: u32, typmod: i32, options: &ValueOptions) -> Option<PgType> {
     Some(match type_oid {
         oid::BOOL => PgType::Bool,
         oid::INT2 => PgType::Int2,
@@ -154,7 +187,15 @@ fn native_type(type_oid: u32, typmod: i32) -> Option<PgType> {
         oid::TIMESTAMPTZ => PgType::TimestampTz {
             precision: precision(typmod),
         },
-        oid::NUMERIC => PgType::Numeric,
+        oid::NUMERIC => match options.numeric_type {
+            NumericType::Decimal => numeric_decimal(typmod).unwrap_or(PgType::Numeric),
+            NumericType::String => PgType::Numeric,
+        },
+        oid::INTERVAL => match options.interval_type {
+            IntervalType::MonthDayNano => PgType::Interval,
+            // Not native in string mode: the server's own text.
+            IntervalType::String => return None,
+        },
         _ => return None,
     })
 }
@@ -237,6 +278,36 @@ mod tests {
             r.resolve(1009, -1).pg_type,
             PgType::Array(Box::new(PgType::Text))
         );
+    }
+
+    #[test]
+    fn numeric_and_interval_options() {
+        let decimal = ValueOptions {
+            numeric_type: NumericType::Decimal,
+            interval_type: IntervalType::MonthDayNano,
+            ..ValueOptions::default()
+        };
+        let typmod = |p: i32, s: i32| ((p << 16) | (s & 0x7ff)) + 4;
+        let d = TypeResolver::with_options([row(1231, 'b', 'A', 1700, 0)], &decimal);
+        let dec = |p, s| PgType::Decimal {
+            precision: p,
+            scale: s,
+        };
+        assert_eq!(d.resolve(1700, typmod(12, 2)).pg_type, dec(12, 2));
+        assert_eq!(d.resolve(1700, typmod(1, 0)).pg_type, dec(1, 0));
+        assert_eq!(d.resolve(1700, typmod(76, 76)).pg_type, dec(76, 76));
+        assert_eq!(d.resolve(1700, typmod(5, -3)).pg_type, dec(8, 0));
+        assert_eq!(d.resolve(1700, typmod(2, 4)).pg_type, dec(4, 4));
+        assert_eq!(d.resolve(1700, typmod(77, 0)).pg_type, PgType::Numeric);
+        assert_eq!(d.resolve(1700, -1).pg_type, PgType::Numeric);
+        assert_eq!(
+            d.resolve(1231, typmod(39, 3)).pg_type,
+            PgType::Array(Box::new(dec(39, 3)))
+        );
+        assert_eq!(d.resolve(1186, -1).pg_type, PgType::Interval);
+        let text = TypeResolver::new([]);
+        assert_eq!(text.resolve(1700, typmod(12, 2)).pg_type, PgType::Numeric);
+        assert_eq!(text.resolve(1186, -1).pg_type, PgType::ServerText);
     }
 
     #[test]

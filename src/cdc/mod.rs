@@ -90,6 +90,9 @@ const SLOT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(15
 #[derive(Clone, Copy, Debug)]
 pub struct CdcOptions {
     pub rows_per_record: usize,
+    /// The value options: how tables re-read while streaming map their columns, and the value
+    /// rules of the readers.
+    pub values: crate::decode::ValueOptions,
 }
 
 /// A boxed future of the backfill.
@@ -294,7 +297,8 @@ async fn run_inner(
         ChangeBuffer::new(BatchConfig::new(options.rows_per_record), start_lsn),
         AckTracker::new(start_lsn, SAFETY_MARGIN),
         conn,
-    );
+    )
+    .with_values(options.values);
     let mut stream = repl.copy_both(&command).await?;
     let mut rate = ReadRate::new(Instant::now());
     loop {

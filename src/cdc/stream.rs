@@ -25,8 +25,9 @@ use arrow_schema::{Schema, SchemaRef};
 
 use crate::catalog::{quote_ident, Column, Table};
 use crate::decode::pgoutput::{self, OldKind, PgOutputMessage, Relation, TupleData, TupleValue};
+use crate::decode::rules::adjusted_message;
 use crate::decode::text::text_to_binary;
-use crate::decode::{ColumnReader, PgType};
+use crate::decode::{ColumnReader, PgType, ValueOptions};
 use crate::plugin::service::{
     DeleteRecord, Grouping, Predicate, PredicateGroup, SyncMessage, SyncSender,
 };
@@ -93,6 +94,8 @@ pub struct Streamer {
     /// LSN of the message being handled (for errors).
     lsn: Lsn,
     scratch: Vec<u8>,
+    /// Value options: column mapping of re-read catalogs, the readers' value rules.
+    values: ValueOptions,
 }
 
 fn key_indices(table: &Table, names: &[String], flagged: &[usize]) -> Vec<usize> {
@@ -143,6 +146,7 @@ impl Streamer {
             warned_rels: std::collections::HashSet::new(),
             buffer,
             ack,
+            values: ValueOptions::default(),
             fetch,
             lsn: 0,
             scratch: Vec::new(),
@@ -155,6 +159,12 @@ impl Streamer {
             self.table_name(table),
             format_lsn(self.lsn)
         ))
+    }
+
+    /// The value options (default until set): see [`ValueOptions`].
+    pub fn with_values(mut self, values: ValueOptions) -> Self {
+        self.values = values;
+        self
     }
 
     fn table_name(&self, table: usize) -> String {
@@ -383,7 +393,7 @@ impl Streamer {
 
     /// The table's columns as the catalog shows them now.
     async fn rediscover(&mut self, ti: usize) -> Result<Vec<Column>, CdcError> {
-        let catalog = crate::catalog::load::load(&mut self.fetch)
+        let catalog = crate::catalog::load::load_with(&mut self.fetch, &self.values)
             .await
             .map_err(|e| self.decode_err(ti, e))?;
         let t = &self.tables[ti].table;
@@ -603,7 +613,7 @@ impl Streamer {
         let mut readers: Vec<ColumnReader> = emit
             .columns
             .iter()
-            .map(|c| ColumnReader::new(&c.pg_type))
+            .map(|c| ColumnReader::with_options(&c.pg_type, &self.values))
             .collect();
         // Row by row (a packed row is read front to back); a row with fewer values than
         // columns gets NULLs, values past the columns are ignored.
@@ -620,6 +630,16 @@ impl Streamer {
         }
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(readers.len());
         for (mut reader, col) in readers.into_iter().zip(&emit.columns) {
+            let adjusted = reader.take_adjusted();
+            if adjusted > 0 {
+                crate::log_warn!(
+                    adjusted_message(&col.pg_type, &self.values),
+                    table = self.table_name(table).as_str(),
+                    column = col.name.as_str(),
+                    column_type = col.type_name.as_str(),
+                    count = adjusted
+                );
+            }
             let array = reader
                 .finish()
                 .map_err(|e| self.decode_err(table, format!("column {}: {e}", col.name)))?;
@@ -634,7 +654,7 @@ impl Streamer {
         for (n, &ci) in emit.key.iter().enumerate() {
             let field = emit.schema.field(ci).clone();
             let col = &emit.columns[ci];
-            let mut reader = ColumnReader::new(&col.pg_type);
+            let mut reader = ColumnReader::with_options(&col.pg_type, &self.values);
             match key.get(n) {
                 Some(v) => reader
                     .append_value(v)

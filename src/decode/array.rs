@@ -15,6 +15,7 @@ use arrow_schema::FieldRef;
 use super::buf::Buf;
 use super::error::DecodeError;
 use super::readers::ColumnReader;
+use super::rules::ValueOptions;
 use super::types::{list_item_field, PgType};
 
 /// PostgreSQL's MAXDIM: array_recv rejects more dimensions.
@@ -31,18 +32,22 @@ pub(super) struct ListReader {
 }
 
 impl ListReader {
-    pub(super) fn new(elem: &PgType) -> ListReader {
+    pub(super) fn new(elem: &PgType, rules: &ValueOptions) -> ListReader {
         ListReader {
             item: list_item_field(elem),
             offsets: vec![0],
             nulls: NullBufferBuilder::new(0),
-            child: ColumnReader::new(elem),
+            child: ColumnReader::with_options(elem, rules),
             poisoned: false,
         }
     }
 
     pub(super) fn len(&self) -> usize {
         self.offsets.len() - 1
+    }
+
+    pub(super) fn take_adjusted(&mut self) -> u64 {
+        self.child.take_adjusted()
     }
 
     pub(super) fn append_null(&mut self) {

@@ -15,6 +15,7 @@ use arrow_schema::SchemaRef;
 use super::buf::Buf;
 use super::error::DecodeError;
 use super::readers::ColumnReader;
+use super::rules::ValueOptions;
 use super::types::PgType;
 
 /// `PGCOPY\n\xff\r\n\0`.
@@ -47,10 +48,18 @@ pub struct CopyBinaryDecoder {
 }
 
 impl CopyBinaryDecoder {
-    /// A decoder for rows whose columns have these types, in order.
+    /// A decoder for rows whose columns have these types, in order (default value rules).
     pub fn new(types: &[PgType]) -> CopyBinaryDecoder {
+        CopyBinaryDecoder::with_options(types, &ValueOptions::default())
+    }
+
+    /// A decoder for rows whose columns have these types, under the spec's value rules.
+    pub fn with_options(types: &[PgType], rules: &ValueOptions) -> CopyBinaryDecoder {
         CopyBinaryDecoder {
-            readers: types.iter().map(ColumnReader::new).collect(),
+            readers: types
+                .iter()
+                .map(|t| ColumnReader::with_options(t, rules))
+                .collect(),
             state: State::Header,
             rows: 0,
             total_rows: 0,
@@ -116,6 +125,15 @@ impl CopyBinaryDecoder {
     /// Payload bytes fed in so far (header and trailer included), for progress logs.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Per column, the values changed since the last call because the column's Arrow type
+    /// cannot hold them (see [`ColumnReader::take_adjusted`]).
+    pub fn take_adjusted(&mut self) -> Vec<u64> {
+        self.readers
+            .iter_mut()
+            .map(ColumnReader::take_adjusted)
+            .collect()
     }
 
     /// True once the trailer has been read.

@@ -44,6 +44,13 @@ pub enum DecodeError {
     /// A CopyData payload after the trailer.
     #[error("COPY binary: {count} bytes of data after the trailer")]
     AfterTrailer { count: usize },
+    /// A value the column's Arrow type cannot hold, under a rule that says to fail.
+    #[error("{what} {value} cannot be sent ({rule})")]
+    Unrepresentable {
+        what: &'static str,
+        value: String,
+        rule: &'static str,
+    },
     /// An unknown pgoutput message tag.
     #[error("pgoutput: unknown message type {tag:#04x} ({})", char::from(*tag))]
     UnknownMessage { tag: u8 },

@@ -12,12 +12,15 @@
 mod array;
 mod buf;
 pub mod copy_binary;
+mod decimal;
 pub mod error;
 mod fixed;
 pub mod inet;
+pub mod interval;
 pub mod numeric;
 pub mod pgoutput;
 pub mod readers;
+pub mod rules;
 pub mod text;
 pub mod types;
 
@@ -25,6 +28,7 @@ pub use copy_binary::CopyBinaryDecoder;
 pub use error::DecodeError;
 pub use pgoutput::{parse as parse_pgoutput, PgOutputMessage};
 pub use readers::ColumnReader;
+pub use rules::ValueOptions;
 pub use types::{arrow_field, arrow_type, cq_field, PgType};
 
 #[cfg(test)]

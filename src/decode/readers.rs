@@ -13,15 +13,17 @@
 //! - json: the text, validated as UTF-8, never re-encoded. jsonb: version byte 1, then the text.
 //! - inet/cidr: `address/bits` (see [`super::inet`]). numeric: numeric_out's text (see
 //!   [`super::numeric`]).
-//! - date: days since 2000-01-01 → Date32 days since 1970-01-01 (+10957). **`infinity`
-//!   (i32::MAX on the wire) → i32::MAX, `-infinity` (i32::MIN) → i32::MIN**; both lie far outside
-//!   PostgreSQL's finite range (4713 BC–5874897 AD), so they cannot be mistaken for a real date.
+//! - date: days since 2000-01-01 → Date32 days since 1970-01-01 (+10957).
 //! - time: µs since midnight (0..=24:00:00) → seconds, milliseconds (Time32) or µs (Time64) by
 //!   the column's precision; the server already rounded the value to that precision.
 //! - timestamp/timestamptz: µs since 2000-01-01 UTC → the column's unit since 1970-01-01 UTC
-//!   (+946,684,800 s). **`infinity` (i64::MAX) → i64::MAX, `-infinity` (i64::MIN) → i64::MIN.**
-//!   A finite timestamp after about year 294,247 does not fit in µs since 1970 and **saturates
-//!   to i64::MAX** (the same value as `infinity`); years beyond 9999 are otherwise exact.
+//!   (+946,684,800 s), rounded down to the unit.
+//! - date and timestamp `±infinity` and finite values outside the years 1–9999 follow the
+//!   `infinity` and `out_of_range` rules of [`super::rules`]; values those rules changed because
+//!   a destination cannot hold them are counted ([`ColumnReader::take_adjusted`]).
+//! - numeric under `numeric_type: decimal`: Decimal128/256 (see [`super::decimal`]); NaN and
+//!   ±Infinity → NULL, counted. interval under `interval_type: month_day_nano`: see
+//!   [`super::interval`].
 //! - arrays (`array.rs`): a list per row whose elements, flattened row-major over all
 //!   dimensions, go through the element type's reader; NULL elements kept, an empty array is an
 //!   empty list, lower bounds are dropped.
@@ -37,23 +39,26 @@ use arrow_array::builder::{
     StringBuilder,
 };
 use arrow_array::types::{
-    ByteArrayType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampSecondType, UInt32Type, UInt64Type,
+    ByteArrayType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type,
+    Int32Type, Int64Type, IntervalMonthDayNanoType, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType, TimestampSecondType,
+    UInt32Type, UInt64Type,
 };
-use arrow_array::{ArrayRef, BinaryArray, StringArray};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, BinaryArray, StringArray};
+use arrow_buffer::i256;
 use arrow_schema::{ArrowError, DataType, TimeUnit};
 
 use super::array::ListReader;
 use super::buf::{fixed, utf8};
+use super::decimal::numeric_unscaled;
 use super::error::DecodeError;
 use super::fixed::Fixed;
 use super::inet::write_inet;
+use super::interval::interval_value;
 use super::numeric::write_numeric;
+use super::rules::{Ruled, ValueOptions, PG_EPOCH_DAYS};
 use super::types::{arrow_type, time_unit, PgType};
 
-/// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
-const PG_EPOCH_DAYS: i32 = 10_957;
 /// Seconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_SECS: i64 = 946_684_800;
 const USECS_PER_SEC: i64 = 1_000_000;
@@ -63,6 +68,9 @@ const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
 #[derive(Debug)]
 pub struct ColumnReader {
     inner: Inner,
+    rules: ValueOptions,
+    /// Values changed since the last `take_adjusted` because the Arrow type cannot hold them.
+    adjusted: u64,
 }
 
 #[derive(Debug)]
@@ -94,6 +102,10 @@ enum Inner {
     TimestampSecond(Fixed<TimestampSecondType>),
     TimestampMillisecond(Fixed<TimestampMillisecondType>),
     TimestampMicrosecond(Fixed<TimestampMicrosecondType>),
+    /// With the Arrow precision and scale.
+    Decimal128(Fixed<Decimal128Type>, u8, i8),
+    Decimal256(Fixed<Decimal256Type>, u8, i8),
+    Interval(Fixed<IntervalMonthDayNanoType>),
     List(Box<ListReader>),
 }
 
@@ -122,14 +134,23 @@ macro_rules! dispatch {
             Inner::TimestampSecond($f) => $fixed,
             Inner::TimestampMillisecond($f) => $fixed,
             Inner::TimestampMicrosecond($f) => $fixed,
+            Inner::Decimal128($f, _, _) => $fixed,
+            Inner::Decimal256($f, _, _) => $fixed,
+            Inner::Interval($f) => $fixed,
             Inner::List($l) => $list,
         }
     };
 }
 
 impl ColumnReader {
-    /// The reader for a column of type `ty`; its output type is `types::arrow_type(ty)`.
+    /// The reader for a column of type `ty` under the default value rules; its output type is
+    /// `types::arrow_type(ty)`.
     pub fn new(ty: &PgType) -> ColumnReader {
+        ColumnReader::with_options(ty, &ValueOptions::default())
+    }
+
+    /// The reader for a column of type `ty` under the spec's value rules.
+    pub fn with_options(ty: &PgType, rules: &ValueOptions) -> ColumnReader {
         let inner = match ty {
             PgType::Bool => Inner::Bool(BooleanBuilder::new()),
             PgType::Int2 => Inner::Int16(Fixed::new(DataType::Int16)),
@@ -164,9 +185,30 @@ impl ColumnReader {
                     _ => Inner::TimestampMicrosecond(Fixed::new(arrow_type(ty))),
                 }
             }
-            PgType::Array(elem) => Inner::List(Box::new(ListReader::new(elem))),
+            PgType::Decimal { precision, scale } => match arrow_type(ty) {
+                t @ DataType::Decimal128(..) => {
+                    Inner::Decimal128(Fixed::new(t), *precision, *scale)
+                }
+                t => Inner::Decimal256(Fixed::new(t), *precision, *scale),
+            },
+            PgType::Interval => Inner::Interval(Fixed::new(arrow_type(ty))),
+            PgType::Array(elem) => Inner::List(Box::new(ListReader::new(elem, rules))),
         };
-        ColumnReader { inner }
+        ColumnReader {
+            inner,
+            rules: *rules,
+            adjusted: 0,
+        }
+    }
+
+    /// How many values since the last call were changed (clamped or sent as NULL) because the
+    /// column's Arrow type cannot hold them (array elements included); resets the count.
+    pub fn take_adjusted(&mut self) -> u64 {
+        let own = std::mem::take(&mut self.adjusted);
+        match &mut self.inner {
+            Inner::List(l) => own + l.take_adjusted(),
+            _ => own,
+        }
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
@@ -217,16 +259,46 @@ impl ColumnReader {
                 b.append_value(uuid)
                     .map_err(|e| DecodeError::Arrow(e.to_string()))?;
             }
-            Inner::Date(b) => b.push(date_to_unix(i32::from_be_bytes(fixed(bytes, "date")?))),
+            Inner::Date(b) => {
+                let days = i32::from_be_bytes(fixed(bytes, "date")?);
+                let ruled = self.rules.date(days)?.map(|d| d + PG_EPOCH_DAYS);
+                push_ruled(b, &mut self.adjusted, ruled);
+            }
             Inner::TimeSecond(b) => b.push(time_usecs(bytes)?.div_euclid(USECS_PER_SEC) as i32),
             Inner::TimeMillisecond(b) => b.push(time_usecs(bytes)?.div_euclid(1000) as i32),
             Inner::TimeMicrosecond(b) => b.push(time_usecs(bytes)?),
-            Inner::TimestampSecond(b) => b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Second)),
+            Inner::TimestampSecond(b) => {
+                let ruled = self.rules.timestamp(ts(bytes)?)?;
+                let ruled = ruled.map(|us| timestamp_to_unix(us, TimeUnit::Second));
+                push_ruled(b, &mut self.adjusted, ruled);
+            }
             Inner::TimestampMillisecond(b) => {
-                b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Millisecond))
+                let ruled = self.rules.timestamp(ts(bytes)?)?;
+                let ruled = ruled.map(|us| timestamp_to_unix(us, TimeUnit::Millisecond));
+                push_ruled(b, &mut self.adjusted, ruled);
             }
             Inner::TimestampMicrosecond(b) => {
-                b.push(timestamp_to_unix(ts(bytes)?, TimeUnit::Microsecond))
+                let ruled = self.rules.timestamp(ts(bytes)?)?;
+                let ruled = ruled.map(|us| timestamp_to_unix(us, TimeUnit::Microsecond));
+                push_ruled(b, &mut self.adjusted, ruled);
+            }
+            Inner::Decimal128(b, p, s) => {
+                let ruled = match numeric_unscaled::<i128>(bytes, *p, *s)? {
+                    Some(v) => Ruled::Exact(v),
+                    None => Ruled::Adjusted(None),
+                };
+                push_ruled(b, &mut self.adjusted, ruled);
+            }
+            Inner::Decimal256(b, p, s) => {
+                let ruled = match numeric_unscaled::<i256>(bytes, *p, *s)? {
+                    Some(v) => Ruled::Exact(v),
+                    None => Ruled::Adjusted(None),
+                };
+                push_ruled(b, &mut self.adjusted, ruled);
+            }
+            Inner::Interval(b) => {
+                let ruled = interval_value(bytes, &self.rules)?;
+                push_ruled(b, &mut self.adjusted, ruled);
             }
             Inner::List(l) => l.append_value(bytes)?,
         }
@@ -361,10 +433,19 @@ fn first_invalid_utf8(a: &BinaryArray, what: &'static str, e: ArrowError) -> Dec
         .unwrap_or_else(|| DecodeError::Arrow(e.to_string()))
 }
 
-fn date_to_unix(days: i32) -> i32 {
-    match days {
-        i32::MAX | i32::MIN => days,
-        _ => days.saturating_add(PG_EPOCH_DAYS),
+/// Appends what a value rule made of a value; counts the values changed because the type
+/// cannot hold them.
+fn push_ruled<T: ArrowPrimitiveType>(b: &mut Fixed<T>, adjusted: &mut u64, v: Ruled<T::Native>) {
+    match v {
+        Ruled::Exact(v) | Ruled::Chosen(Some(v)) => b.push(v),
+        Ruled::Chosen(None) => b.append_null(),
+        Ruled::Adjusted(v) => {
+            *adjusted += 1;
+            match v {
+                Some(v) => b.push(v),
+                None => b.append_null(),
+            }
+        }
     }
 }
 
@@ -385,12 +466,9 @@ fn ts(bytes: &[u8]) -> Result<i64, DecodeError> {
     Ok(i64::from_be_bytes(fixed(bytes, "timestamp")?))
 }
 
-/// µs since 2000-01-01 → `unit` since 1970-01-01, per the module docs (±infinity kept,
-/// overflow saturates).
+/// µs since 2000-01-01 → `unit` since 1970-01-01 (the value rules have bounded it to the years
+/// 1–9999, so nothing overflows; saturating all the same).
 pub(crate) fn timestamp_to_unix(pg_usecs: i64, unit: TimeUnit) -> i64 {
-    if pg_usecs == i64::MAX || pg_usecs == i64::MIN {
-        return pg_usecs;
-    }
     match unit {
         TimeUnit::Second => pg_usecs
             .div_euclid(USECS_PER_SEC)

@@ -124,7 +124,8 @@ fn convert(ty: &PgType, text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErro
         PgType::TimestampTz { .. } => {
             out.extend_from_slice(&parse_timestamp(text, true)?.to_be_bytes());
         }
-        PgType::Numeric => parse_numeric(text, out)?,
+        PgType::Numeric | PgType::Decimal { .. } => parse_numeric(text, out)?,
+        PgType::Interval => super::interval::interval_text_to_binary(text, out)?,
         PgType::Array(elem) => parse_array(elem, text, out)?,
     }
     Ok(())
@@ -645,7 +646,8 @@ fn element_oid(ty: &PgType) -> u32 {
         PgType::Time { .. } => 1083,
         PgType::Timestamp { .. } => 1114,
         PgType::TimestampTz { .. } => 1184,
-        PgType::Numeric => 1700,
+        PgType::Numeric | PgType::Decimal { .. } => 1700,
+        PgType::Interval => 1186,
         PgType::Uuid => 2950,
         PgType::Jsonb => 3802,
         PgType::Xid8 => 5069,

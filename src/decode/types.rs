@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, FieldRef, TimeUnit};
+use arrow_schema::{DataType, Field, FieldRef, IntervalUnit, TimeUnit};
 
 /// A column's PostgreSQL type as far as decoding is concerned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,6 +50,14 @@ pub enum PgType {
     },
     /// numeric → Utf8 with PostgreSQL's own text form (scale kept, NaN, ±Infinity).
     Numeric,
+    /// `numeric(p,s)` under `numeric_type: decimal` → Decimal128 (precision ≤ 38) or Decimal256
+    /// (≤ 76), with the Arrow precision and scale (see `catalog::types` for the mapping).
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    /// interval under `interval_type: month_day_nano` → Interval(MonthDayNano).
+    Interval,
     /// Cast to `text` by the server (`col::text`) → Utf8.
     ServerText,
     /// Array of any of the above (any dimensionality, flattened) → `List<element>`.
@@ -134,6 +142,10 @@ pub fn time_unit(precision: Option<u8>) -> TimeUnit {
     }
 }
 
+/// The largest precision of Decimal128; Decimal256 goes to 76.
+pub const DECIMAL128_MAX_PRECISION: u8 = 38;
+pub const DECIMAL256_MAX_PRECISION: u8 = 76;
+
 /// The time zone every timestamp column carries (`timestamp` without time zone is read as UTC).
 pub const UTC: &str = "UTC";
 
@@ -153,6 +165,11 @@ pub fn arrow_type(ty: &PgType) -> DataType {
         PgType::MacAddr | PgType::MacAddr8 => DataType::Binary,
         PgType::Uuid => DataType::FixedSizeBinary(16),
         PgType::Date => DataType::Date32,
+        PgType::Decimal { precision, scale } if *precision <= DECIMAL128_MAX_PRECISION => {
+            DataType::Decimal128(*precision, *scale)
+        }
+        PgType::Decimal { precision, scale } => DataType::Decimal256(*precision, *scale),
+        PgType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         PgType::Time { precision } => match time_unit(*precision) {
             TimeUnit::Second => DataType::Time32(TimeUnit::Second),
             TimeUnit::Millisecond => DataType::Time32(TimeUnit::Millisecond),
@@ -243,6 +260,24 @@ mod tests {
             (PgType::MacAddr8, DataType::Binary),
             (PgType::Uuid, DataType::FixedSizeBinary(16)),
             (PgType::Date, DataType::Date32),
+            (
+                PgType::Decimal {
+                    precision: 38,
+                    scale: 2,
+                },
+                DataType::Decimal128(38, 2),
+            ),
+            (
+                PgType::Decimal {
+                    precision: 39,
+                    scale: 0,
+                },
+                DataType::Decimal256(39, 0),
+            ),
+            (
+                PgType::Interval,
+                DataType::Interval(IntervalUnit::MonthDayNano),
+            ),
         ];
         for (ty, want) in cases {
             assert_eq!(arrow_type(&ty), want, "{ty:?}");

@@ -7,7 +7,8 @@
 //!   sync and CDC layers implement; the Sync stream.
 //! - [`ipc`]: records as Arrow IPC streams, each table's schema message encoded once.
 //! - [`spec`] / [`spec_schema`]: the spec's rules, once as a validator and once as the JSON Schema
-//!   GetSpecSchema returns.
+//!   GetSpecSchema returns; [`spec_values`] the value options (numeric, interval, ±infinity,
+//!   out-of-range dates) for both.
 //! - [`pb`]: generated protobuf messages, servers and clients.
 //!
 //! The handlers hold no business logic: they translate protobuf to and from [`spec::Spec`],
@@ -20,6 +21,7 @@ pub mod server;
 pub mod service;
 pub mod spec;
 pub mod spec_schema;
+pub mod spec_values;
 pub mod state_client;
 pub mod table_options;
 pub mod transport;

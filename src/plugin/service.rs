@@ -567,6 +567,10 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
             concurrency = spec.concurrency,
             destination_table_name = spec.destination_table_name.as_str(),
             cdc_id = spec.cdc_id.as_ref().map(|c| c.as_str().to_string()),
+            numeric_type = spec.values.numeric_type.as_str(),
+            interval_type = spec.values.interval_type.as_str(),
+            infinity = spec.values.infinity.as_str(),
+            out_of_range = spec.values.out_of_range.as_str(),
         );
         self.source
             .init(spec, req.no_connection)

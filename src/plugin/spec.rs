@@ -11,6 +11,7 @@
 //! | `concurrency` | integer, 4 | ≥ 1: how many tables are read at the same time |
 //! | `incremental` | string, `off` | `off` or `xmin`; not with `cdc_id` (see [`super::table_options`]) |
 //! | `table_options` | list, empty | per-table `cursor_column`, `exclude_columns`, `filter`; a `cursor_column` not with `cdc_id` |
+//! | `numeric_type`, `interval_type`, `infinity`, `out_of_range` | strings | see [`super::spec_values`] |
 //!
 //! Any other key is an error naming it. Every problem is reported (not just the first), each naming
 //! its field and the rule. The spec `null` (no `spec:` in the YAML) is the empty spec, which fails on
@@ -22,10 +23,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::spec_values::parse_value_options;
 use super::table_options::{
     parse_incremental, parse_table_options, IncrementalMode, TableOptionsEntry,
 };
 use crate::cdc::{cdc_names, CdcNames};
+use crate::decode::ValueOptions;
 use crate::logging::Level;
 
 pub const DEFAULT_ROWS_PER_RECORD: usize = 500;
@@ -34,7 +37,7 @@ pub const DEFAULT_TABLE_TEMPLATE: &str = "{{TABLE}}";
 /// Longest accepted `cdc_id` (the naming rule lives in [`crate::cdc::names`]).
 pub const MAX_CDC_ID: usize = crate::cdc::names::MAX_CDC_ID_LEN;
 
-pub const FIELDS: [&str; 8] = [
+pub const FIELDS: [&str; 12] = [
     "connection_string",
     "pgx_log_level",
     "rows_per_record",
@@ -43,6 +46,10 @@ pub const FIELDS: [&str; 8] = [
     "concurrency",
     "incremental",
     "table_options",
+    "numeric_type",
+    "interval_type",
+    "infinity",
+    "out_of_range",
 ];
 
 /// Checks a connection string; the error text must already mask any password.
@@ -116,6 +123,8 @@ pub struct Spec {
     pub incremental: IncrementalMode,
     /// Per-table options, in the order written.
     pub table_options: Vec<TableOptionsEntry>,
+    /// `numeric_type`, `interval_type`, `infinity`, `out_of_range`.
+    pub values: ValueOptions,
 }
 
 impl fmt::Debug for Spec {
@@ -133,6 +142,7 @@ impl fmt::Debug for Spec {
             .field("concurrency", &self.concurrency)
             .field("incremental", &self.incremental)
             .field("table_options", &self.table_options)
+            .field("values", &self.values)
             .finish()
     }
 }
@@ -296,6 +306,9 @@ impl Spec {
                 ));
             }
         }
+        let mut value_errors = Vec::new();
+        let values = parse_value_options(map, &mut value_errors);
+        errors.extend(value_errors.into_iter().map(|(f, p)| SpecError::new(f, p)));
 
         if !errors.is_empty() {
             // Stable sort: nested fields (`table_options[0].filter`) sort with their top field.
@@ -317,6 +330,7 @@ impl Spec {
             concurrency,
             incremental,
             table_options,
+            values,
         })
     }
 }

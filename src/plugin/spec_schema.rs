@@ -30,7 +30,7 @@ pub fn cdc_id_pattern() -> String {
 }
 
 pub fn spec_schema() -> Value {
-    json!({
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:cq-source-postgresql:spec",
         "title": "PostgreSQL source plugin spec",
@@ -147,7 +147,11 @@ pub fn spec_schema() -> Value {
                 }
             }
         ]
-    })
+    });
+    if let Some(props) = schema["properties"].as_object_mut() {
+        props.extend(super::spec_values::value_properties());
+    }
+    schema
 }
 
 /// The schema as GetSpecSchema sends it.

@@ -63,7 +63,7 @@ impl Source for PostgresSource {
         // The service has applied `pgx_log_level` and logged the accepted spec already.
         let config = wire::Config::parse(&spec.connection_string)
             .map_err(|e| SourceError::msg(format!("connection_string: {e}")))?;
-        let catalog = match discover(&config).await {
+        let catalog = match discover(&config, &spec.values).await {
             Ok(catalog) => catalog,
             // `cloudquery tables` / `migrate` send no_connection: list nothing rather than fail.
             Err(e) if no_connection => {
@@ -128,6 +128,7 @@ impl Source for PostgresSource {
         let options = SyncOptions {
             rows_per_record: state.spec.rows_per_record,
             concurrency: state.spec.concurrency,
+            values: state.spec.values,
             ..SyncOptions::default()
         };
         if let Some(cdc_id) = &state.spec.cdc_id {
@@ -187,7 +188,7 @@ impl Source for PostgresSource {
                 }
             }
         };
-        match discover(&config).await {
+        match discover(&config, &spec.values).await {
             Ok(catalog) => {
                 log_info!("test connection succeeded", tables = catalog.tables.len());
                 TestConnectionOutcome::Success
@@ -233,12 +234,15 @@ fn failure_code(e: &wire::Error) -> FailureCode {
     }
 }
 
-async fn discover(config: &wire::Config) -> Result<Catalog, DiscoverError> {
+async fn discover(
+    config: &wire::Config,
+    values: &crate::decode::ValueOptions,
+) -> Result<Catalog, DiscoverError> {
     let started = std::time::Instant::now();
     let mut conn = Connection::connect(config)
         .await
         .map_err(DiscoverError::Connect)?;
-    let catalog = catalog::load::load(&mut conn).await?;
+    let catalog = catalog::load::load_with(&mut conn, values).await?;
     conn.close().await;
     log_info!(
         "catalog discovered",
@@ -464,6 +468,7 @@ async fn sync_cdc(
         selected,
         CdcOptions {
             rows_per_record: options.rows_per_record,
+            values: options.values,
         },
         &backfill,
         out,

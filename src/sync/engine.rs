@@ -20,7 +20,8 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::catalog::quote_literal;
-use crate::decode::{CopyBinaryDecoder, DecodeError};
+use crate::decode::rules::adjusted_message;
+use crate::decode::{CopyBinaryDecoder, DecodeError, ValueOptions};
 use crate::plugin::service::{SendError, SyncMessage, SyncSender};
 use crate::sync::plan::{item_statement, work_items, TablePlan, WorkItem};
 use crate::wire::{self, Connection};
@@ -39,6 +40,8 @@ pub struct SyncOptions {
     /// Told of each table whose every row was handed to the output channel without error (the
     /// incremental sync stores its position then). A failed table is never reported.
     pub table_done: Option<mpsc::UnboundedSender<TableDone>>,
+    /// The value rules (±infinity, out-of-range dates) the readers apply.
+    pub values: ValueOptions,
 }
 
 /// A table read to the end without error.
@@ -57,6 +60,7 @@ impl Default for SyncOptions {
             max_record_bytes: 64 << 20,
             chunk_pages: 16_384,
             table_done: None,
+            values: ValueOptions::default(),
         }
     }
 }
@@ -90,6 +94,8 @@ struct TableProgress {
     items_left: AtomicUsize,
     started: Mutex<Option<Instant>>,
     failed: std::sync::atomic::AtomicBool,
+    /// Per column: values changed because a destination cannot hold them (see `decode::rules`).
+    adjusted: Mutex<Vec<u64>>,
 }
 
 struct Shared {
@@ -154,12 +160,13 @@ pub async fn run_in_snapshot(
     let items = work_items(&plans, leader.server_version_num(), options.chunk_pages);
     let mut progress: Vec<TableProgress> = plans
         .iter()
-        .map(|_| TableProgress {
+        .map(|p| TableProgress {
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             items_left: AtomicUsize::new(0),
             started: Mutex::new(None),
             failed: std::sync::atomic::AtomicBool::new(false),
+            adjusted: Mutex::new(vec![0; p.table.columns.len()]),
         })
         .collect();
     for item in &items {
@@ -288,12 +295,17 @@ async fn read_item(
         .await
         .map_err(lost)?;
     match copy_item(shared, conn, plan, &sql).await {
-        Ok((rows, bytes)) => {
+        Ok((rows, bytes, adjusted)) => {
             conn.batch_execute("RELEASE SAVEPOINT cq_item")
                 .await
                 .map_err(lost)?;
             progress.rows.fetch_add(rows, Ordering::Relaxed);
             progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+            if let Ok(mut total) = progress.adjusted.lock() {
+                for (t, a) in total.iter_mut().zip(adjusted) {
+                    *t += a;
+                }
+            }
         }
         Err(ItemError::Fatal(e)) => return Err(e),
         Err(ItemError::Table { error, rows_sent }) => {
@@ -322,6 +334,7 @@ async fn read_item(
                 rows,
             });
         }
+        warn_adjusted(plan, progress, &shared.options.values);
         log_info!(
             "table sync finished",
             table = name,
@@ -336,6 +349,25 @@ async fn read_item(
         );
     }
     Ok(())
+}
+
+/// One warning per column whose values were clamped or sent as NULL because a destination
+/// cannot hold them, with the count for the table.
+fn warn_adjusted(plan: &TablePlan, progress: &TableProgress, values: &ValueOptions) {
+    let Ok(adjusted) = progress.adjusted.lock() else {
+        return;
+    };
+    for (col, &count) in plan.table.columns.iter().zip(adjusted.iter()) {
+        if count > 0 {
+            log_warn!(
+                adjusted_message(&col.pg_type, values),
+                table = plan.table.display_name.as_str(),
+                column = col.name.as_str(),
+                column_type = col.type_name.as_str(),
+                count = count
+            );
+        }
+    }
 }
 
 enum ItemError {
@@ -375,13 +407,14 @@ fn report_table_error(table: &str, error: &TableError, rows_sent: u64) {
     }
 }
 
-/// Streams one COPY into records. Returns (rows, bytes).
+/// Streams one COPY into records. Returns (rows, bytes, per column the values the value rules
+/// changed).
 async fn copy_item(
     shared: &Shared,
     conn: &mut Connection,
     plan: &TablePlan,
     sql: &str,
-) -> Result<(u64, u64), ItemError> {
+) -> Result<(u64, u64, Vec<u64>), ItemError> {
     let name = &plan.table.display_name;
     let types: Vec<_> = plan
         .table
@@ -389,7 +422,7 @@ async fn copy_item(
         .iter()
         .map(|c| c.pg_type.clone())
         .collect();
-    let mut decoder = CopyBinaryDecoder::new(&types);
+    let mut decoder = CopyBinaryDecoder::with_options(&types, &shared.options.values);
     let fatal_or_table = |e: wire::Error, rows_sent: u64| {
         if e.is_connection_lost() {
             ItemError::Fatal(SyncError::ConnectionLost {
@@ -445,7 +478,7 @@ async fn copy_item(
     if decoder.rows() > 0 {
         rows_sent += emit(shared, plan, &mut decoder).await?;
     }
-    Ok((rows_sent, bytes_total))
+    Ok((rows_sent, bytes_total, decoder.take_adjusted()))
 }
 
 /// Names the column (and its PostgreSQL type) a decode error happened in.

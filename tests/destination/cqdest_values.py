@@ -20,7 +20,9 @@ The canonical form is what the Rust tests compare against, so it is deliberately
 - timestamp -> "YYYY-MM-DDTHH:MM:SS[.ffffff|.fffffffff]", plus "Z" when the type has a time zone
 - list, large_list, fixed_size_list -> JSON array of the canonical elements
 - struct -> JSON object; map -> JSON array of [key, value] pairs
-- decimal -> string, e.g. "1.5000000000"; duration -> integer count of the type's unit
+- decimal -> string in plain notation with exactly the type's scale digits, e.g. "1.50",
+  "0.0000000001", "-12" (never an exponent); duration -> integer count of the type's unit
+- interval month_day_nano -> [months, days, nanoseconds]
 - dictionary -> the decoded values; anything else -> str() of the Python value
 
 Values a calendar type cannot show (years outside 1..9999 of Python's datetime, e.g. a date32 of
@@ -168,6 +170,12 @@ def timestamp_value(raw, unit, tz, label):
     return "%sT%02d:%02d:%02d%s%s" % (day, h, m, s, _fraction(ns), "Z" if tz else "")
 
 
+def decimal_text(x, scale):
+    """A decimal.Decimal of an Arrow decimal(p, scale) as plain text with `scale` fraction digits
+    (numeric_out's form for a numeric(p, scale) value)."""
+    return format(x, ".%df" % max(scale, 0))
+
+
 # ---------------------------------------------------------------------------------------------
 # column-wise conversion
 
@@ -233,7 +241,11 @@ def column_values(field, arr):
     if pa.types.is_duration(t):
         return arr.view(pa.int64()).to_pylist()
     if pa.types.is_decimal(t):
-        return [None if x is None else str(x) for x in arr.to_pylist()]
+        return [None if x is None else decimal_text(x, t.scale) for x in arr.to_pylist()]
+    if pa.types.is_interval(t):
+        return [
+            None if x is None else [x.months, x.days, x.nanoseconds] for x in arr.to_pylist()
+        ]
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         return _list_values(t, arr, valid)
     if pa.types.is_map(t):

@@ -14,6 +14,9 @@
       the last migrate_table entry of TABLE (fields, metadata), or null
   inspect.py log DIR
       every log.jsonl entry
+  inspect.py pylist DIR
+      pyarrow's own to_pylist() of every stored record of every table (what a pyarrow-based
+      destination does): {"batches": n, "rows": n, "errors": ["file: error", ...]}
 
 Canonical JSON is documented in cqdest_values.py. Exit status 2 on bad usage.
 """
@@ -106,6 +109,24 @@ def schema(directory, table):
     return last
 
 
+def pylist(directory):
+    """Every stored batch through pyarrow's to_pylist(), which turns dates, timestamps and decimals
+    into Python objects and fails on values they cannot hold."""
+    tables_dir = os.path.join(directory, "tables")
+    result = {"batches": 0, "rows": 0, "errors": []}
+    if not os.path.isdir(tables_dir):
+        return result
+    for name in sorted(os.listdir(tables_dir)):
+        batches, _ = store.read_batches(os.path.join(tables_dir, name))
+        for i, batch in enumerate(batches):
+            try:
+                result["rows"] += len(batch.to_pylist())
+                result["batches"] += 1
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                result["errors"].append("%s batch %d: %s: %s" % (name, i, type(e).__name__, e))
+    return result
+
+
 def use_raw_calendar_values():
     """--raw: calendar types render as their storage integers (see the docstring)."""
     cv.date_from_days = lambda days, label, raw: raw
@@ -120,6 +141,8 @@ def main(argv):
     args = [a for a in argv if a not in ("--with-cq", "--raw")]
     if len(args) == 2 and args[0] == "summary":
         result = summary(args[1])
+    elif len(args) == 2 and args[0] == "pylist":
+        result = pylist(args[1])
     elif len(args) == 2 and args[0] == "log":
         result = store.read_log(args[1])
     elif len(args) == 3 and args[0] == "rows":

@@ -186,3 +186,37 @@ fn bench_numeric_column() {
         best * 1e9 / ROWS as f64
     );
 }
+
+/// The same numeric(15,2) values as text (`numeric_type: string`) and as Decimal128(15, 2)
+/// (`numeric_type: decimal`).
+#[test]
+#[ignore]
+fn bench_numeric_text_vs_decimal() {
+    use crate::decode::ColumnReader;
+    let values: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| numeric_2dp((i % 60_000) as u16, (i % 100) as u16))
+        .collect();
+    let decimal = PgType::Decimal {
+        precision: 15,
+        scale: 2,
+    };
+    for (name, ty) in [("text", PgType::Numeric), ("decimal128(15, 2)", decimal)] {
+        let mut best = f64::MAX;
+        for _ in 0..10 {
+            let mut r = ColumnReader::new(&ty);
+            let start = Instant::now();
+            for (i, v) in values.iter().enumerate() {
+                r.append_value(v).unwrap();
+                if i % BATCH == BATCH - 1 {
+                    r.finish().unwrap();
+                }
+            }
+            r.finish().unwrap();
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!(
+            "numeric(15,2) as {name}: {:.1} ns/value (best of 10)",
+            best * 1e9 / ROWS as f64
+        );
+    }
+}

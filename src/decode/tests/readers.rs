@@ -318,7 +318,7 @@ fn inet_and_numeric_columns() {
 }
 
 #[test]
-fn dates_shift_epoch_and_keep_infinities() {
+fn dates_shift_epoch_and_clamp_to_years_1_to_9999() {
     // date_send from PostgreSQL; days since 1970 = date - '1970-01-01' in PostgreSQL.
     let a = decode(
         &PgType::Date,
@@ -334,7 +334,8 @@ fn dates_shift_epoch_and_keep_infinities() {
         ],
     );
     let a = a.as_primitive::<Date32Type>();
-    let want = [10957, 0, i32::MAX, i32::MIN, -2440550, 2145042905, 19782];
+    // ±infinity and 4713 BC / 5874897 AD clamped to 9999-12-31 (2932896) / 0001-01-01 (-719162).
+    let want = [10957, 0, 2_932_896, -719_162, -719_162, 2_932_896, 19782];
     for (i, w) in want.iter().enumerate() {
         assert_eq!(a.value(i), *w, "row {i}");
     }
@@ -378,17 +379,20 @@ fn time_units_by_precision() {
 }
 
 #[test]
-fn timestamps_shift_epoch_keep_infinities_and_saturate() {
-    // timestamp_send from PostgreSQL, with extract(epoch)·10^6 from PostgreSQL.
+fn timestamps_shift_epoch_and_clamp_to_years_1_to_9999() {
+    // timestamp_send from PostgreSQL, with extract(epoch)·10^6 from PostgreSQL; values outside
+    // 0001-01-01 00:00:00 (-62135596800 s) .. 9999-12-31 23:59:59.999999 clamped.
+    const MAX: i64 = 253_402_300_799_999_999;
+    const MIN: i64 = -62_135_596_800_000_000;
     let cases: [(&str, i64); 8] = [
         ("0000000000000000", 946_684_800_000_000), // 2000-01-01
         ("fffca2fec4df0360", 1_500_000),           // 1970-01-01 00:00:01.5
-        ("7fffffffffffffff", i64::MAX),            // infinity
-        ("8000000000000000", i64::MIN),            // -infinity
-        ("fd0f7fbdaf17e000", -210_863_520_000_000_000), // 4713-01-01 BC
-        ("0487db00297bf7c0", 327_416_976_550_123_456), // 12345-06-07 08:09:10.123456
+        ("7fffffffffffffff", MAX),                 // infinity
+        ("8000000000000000", MIN),                 // -infinity
+        ("fd0f7fbdaf17e000", MIN),                 // 4713-01-01 BC
+        ("0487db00297bf7c0", MAX),                 // 12345-06-07 08:09:10.123456
         ("fffca2fec4c81fff", -1),                  // 1969-12-31 23:59:59.999999
-        ("7fffff5bb3b29fff", i64::MAX),            // 294276-12-31 23:59:59.999999: saturates
+        ("7fffff5bb3b29fff", MAX),                 // 294276-12-31 23:59:59.999999
     ];
     let bytes: Vec<Vec<u8>> = cases.iter().map(|(h, _)| hex(h)).collect();
     let rows: Vec<Option<&[u8]>> = bytes.iter().map(|b| Some(&b[..])).chain([None]).collect();
@@ -408,18 +412,109 @@ fn timestamps_shift_epoch_keep_infinities_and_saturate() {
     let ms = ms.as_primitive::<TimestampMillisecondType>();
     assert_eq!(ms.value(0), 946_684_800_000);
     assert_eq!(ms.value(1), 1_500);
-    assert_eq!(ms.value(2), i64::MAX);
-    assert_eq!(ms.value(3), i64::MIN);
+    assert_eq!(ms.value(2), 253_402_300_799_999, "9999-12-31 23:59:59.999");
+    assert_eq!(ms.value(3), -62_135_596_800_000);
     assert_eq!(ms.value(6), -1, "floor, not truncation toward zero");
     let s = decode(&PgType::Timestamp { precision: Some(0) }, &rows);
     let s = s.as_primitive::<TimestampSecondType>();
     assert_eq!(s.value(0), 946_684_800);
-    assert_eq!(s.value(4), -210_863_520_000);
-    assert_eq!(s.value(7), 9_224_318_016_000 - 1, "seconds still fit");
+    assert_eq!(s.value(4), -62_135_596_800);
+    assert_eq!(s.value(7), 253_402_300_799, "9999-12-31 23:59:59");
     assert!(matches!(
         err(&PgType::Timestamp { precision: None }, &[0; 7]),
         DecodeError::Length { .. }
     ));
+}
+
+#[test]
+fn value_rules_null_error_and_counts() {
+    use crate::decode::rules::{InfinityRule, OutOfRangeRule};
+    use crate::decode::ValueOptions;
+    let days = [hex("7fffffff"), hex("ffda97cd"), hex("00000000")]; // infinity, 4713 BC, 2000
+    let null = ValueOptions {
+        infinity: InfinityRule::Null,
+        out_of_range: OutOfRangeRule::Null,
+        ..ValueOptions::default()
+    };
+    let mut r = ColumnReader::with_options(&PgType::Array(Box::new(PgType::Date)), &null);
+    let mut array = hex("00000001000000000000043a0000000300000001");
+    for d in &days {
+        array.extend_from_slice(&4i32.to_be_bytes());
+        array.extend_from_slice(d);
+    }
+    r.append_value(&array).unwrap();
+    assert_eq!(
+        r.take_adjusted(),
+        1,
+        "4713 BC counted, infinity (a chosen rule) not"
+    );
+    assert_eq!(r.take_adjusted(), 0, "reset");
+    let a = r.finish().unwrap();
+    let items = a.as_list::<i32>().value(0);
+    let items = items.as_primitive::<Date32Type>();
+    assert!(items.is_null(0) && items.is_null(1));
+    assert_eq!(items.value(2), 10957);
+
+    let strict = ValueOptions {
+        infinity: InfinityRule::Error,
+        out_of_range: OutOfRangeRule::Error,
+        ..ValueOptions::default()
+    };
+    let mut r = ColumnReader::with_options(&PgType::Timestamp { precision: None }, &strict);
+    let e = r.append_value(&hex("7fffff5bb3b29fff")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "timestamp 294276-12-31 23:59:59.999999 cannot be sent (out_of_range: error)"
+    );
+    assert_eq!(r.len(), 0);
+}
+
+#[test]
+fn decimals_and_intervals() {
+    use arrow_array::types::{Decimal128Type, Decimal256Type, IntervalMonthDayNanoType};
+    use arrow_buffer::{i256, IntervalMonthDayNano};
+    // numeric_send of 1.50, -0.01 and NaN, read as numeric(12,2).
+    let rows = [
+        Some(&hex("000200000000000200011388")[..]),
+        Some(&hex("0001ffff400000020064")[..]),
+        Some(&hex("00000000c0000000")[..]),
+        None,
+    ];
+    let ty = PgType::Decimal {
+        precision: 12,
+        scale: 2,
+    };
+    let mut r = ColumnReader::new(&ty);
+    for v in rows {
+        match v {
+            Some(b) => r.append_value(b).unwrap(),
+            None => r.append_null(),
+        }
+    }
+    assert_eq!(r.take_adjusted(), 1, "NaN counted");
+    let a = r.finish().unwrap();
+    let a = a.as_primitive::<Decimal128Type>();
+    assert_eq!(a.value(0), 150);
+    assert_eq!(a.value(1), -1);
+    assert!(a.is_null(2) && a.is_null(3));
+    assert_eq!(a.data_type(), &arrow_type(&ty));
+    let wide = PgType::Decimal {
+        precision: 40,
+        scale: 2,
+    };
+    let a = decode(&wide, &[rows[0]]);
+    assert_eq!(
+        a.as_primitive::<Decimal256Type>().value(0),
+        i256::from_i128(150)
+    );
+    // interval_send of '1 mon -2 days 00:00:00.000003'.
+    let a = decode(
+        &PgType::Interval,
+        &[Some(&hex("0000000000000003fffffffe00000001")), None],
+    );
+    let a = a.as_primitive::<IntervalMonthDayNanoType>();
+    assert_eq!(a.value(0), IntervalMonthDayNano::new(1, -2, 3000));
+    assert!(a.is_null(1));
 }
 
 fn int4_array() -> PgType {
