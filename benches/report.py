@@ -28,6 +28,32 @@ LABEL = {
 TABLE_ORDER = ["mixed9", "lineitem", "narrow", "narrow_small", "wide"]
 
 
+def is_peer(reader):
+    """Readers of other plugin binaries (`scripts/bench.sh --peer NAME=PATH`): `peer:NAME` through
+    the harness, `cli:NAME` through the real CLI."""
+    return reader.startswith("peer:") or reader.startswith("cli:")
+
+
+def readers_in_order(t):
+    """The built-in readers in their order, each followed by the peers of its kind."""
+    out = []
+    for reader in ORDER:
+        if reader == "cli":
+            out += sorted(r for r in t if r.startswith("peer:"))
+        if reader in t:
+            out.append(reader)
+    out += sorted(r for r in t if r.startswith("cli:"))
+    return out
+
+
+def label(reader):
+    if reader.startswith("peer:"):
+        return f"peer `{reader[5:]}`, harness"
+    if reader.startswith("cli:"):
+        return f"peer `{reader[4:]}` → real CLI → test destination (`state: false`), 1 run"
+    return LABEL[reader]
+
+
 def load(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -54,12 +80,18 @@ def summarise(results):
     """{table: {reader: {wall, cpu, rss_mib, ttfr, rows, runs, min, max}}}"""
     out = {}
     for table, readers in by_table(results).items():
-        rows = max((r.get("rows") or 0 for rs in readers.values() for r in rs if r["reader"] != "cli"), default=0)
+        rows = max(
+            (r.get("rows") or 0 for rs in readers.values() for r in rs if r["reader"] != "cli" and not is_peer(r["reader"])),
+            default=0,
+        )
         out[table] = {"rows": rows}
         for reader, rs in readers.items():
             walls = [r.get("wall_s") for r in rs]
             rss = med([r.get("max_rss_kib") for r in rs])
+            failures = [r["failed"] for r in rs if r.get("failed")]
+            rs = [r for r in rs if not r.get("failed")]
             out[table][reader] = {
+                "failed": failures,
                 "runs": len(rs),
                 "wall": med(walls),
                 "min": min(w for w in walls if w is not None) if any(w is not None for w in walls) else None,
@@ -118,10 +150,11 @@ def report(args):
             "| reader | wall (median) | min–max | × psql | × floor | M rows/s | CPU s | CPU ns/row | peak RSS MiB | first record s |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for reader in ORDER:
-            if reader not in t:
-                continue
+        for reader in readers_in_order(t):
             r = t[reader]
+            if r["failed"] and not r["runs"]:
+                lines.append(f"| {label(reader)} | **failed** ({len(r['failed'])} of {len(r['failed'])} runs): {failure(r['failed'][0])} | | | | | | | | |")
+                continue
             nsrow = None if not rows or r["cpu"] is None else r["cpu"] / rows * 1e9
             rate = None if not rows or not r["wall"] else rows / r["wall"] / 1e6
             if reader == "floor":
@@ -134,12 +167,15 @@ def report(args):
                 extra = f" ({r['errors']} error messages)"
             if r["rows"] is not None and rows and r["rows"] != rows:
                 extra += f" (**{int(r['rows']):,} rows**)"
+            if r["failed"]:
+                extra += f" (**failed {len(r['failed'])} of {len(r['failed']) + r['runs']} runs**: {failure(r['failed'][0])})"
             lines.append(
-                f"| {LABEL[reader]}{extra} | {fmt(r['wall'])} s | {fmt(r['min'])}–{fmt(r['max'])} | "
+                f"| {label(reader)}{extra} | {fmt(r['wall'])} s | {fmt(r['min'])}–{fmt(r['max'])} | "
                 f"{fmt(ratio(r['wall'], psql))} | {fmt(ratio(r['wall'], floor))} | {fmt(rate)} | {fmt(r['cpu'])} | "
                 f"{fmt(nsrow, 0)} | {fmt(r['rss_mib'], 1)} | {fmt(r['ttfr'], 3)} |"
             )
         lines.append("")
+        lines += peer_ratios(t, rows)
 
     many = [r for r in results if r["dataset"] == "many"]
     if many:
@@ -169,6 +205,50 @@ def report(args):
     ]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
+
+
+def failure(text):
+    """The line of a failed run's stderr that says why (the harness's own error line first)."""
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    why = next((l for l in lines if l.startswith("sync_bench:") or "Error:" in l or "error" in l), lines[0] if lines else "")
+    return why[:300].replace("|", "\\|")
+
+
+def peer_ratios(t, rows):
+    """Each peer against this plugin, on this table: throughput, CPU per row and peak RSS ratios."""
+    peers = [r for r in readers_in_order(t) if is_peer(r) and t[r]["runs"]]
+    if not peers:
+        return []
+    lines = [
+        "| peer vs this plugin | rows/s | CPU ns/row | peak RSS MiB | rows/s ÷ plugin `concurrency: 1` | rows/s ÷ plugin default | CPU/row × plugin `concurrency: 1` | RSS × plugin `concurrency: 1` |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def rate(r):
+        return None if not rows or not r.get("wall") else rows / r["wall"]
+
+    def nsrow(r):
+        return None if not rows or r.get("cpu") is None else r["cpu"] / rows * 1e9
+
+    base1, base = t.get("plugin1", {}), t.get("plugin", {})
+    for p in peers:
+        r = t[p]
+        # A CLI run is compared with this plugin's CLI run (same path: CLI, gRPC, destination).
+        b1 = t["cli"] if p.startswith("cli:") and t.get("cli", {}).get("runs") else base1
+        lines.append(
+            f"| {label(p)} | {fmt(rate(r), 0)} | {fmt(nsrow(r), 0)} | {fmt(r['rss_mib'], 1)} | "
+            f"{fmt(ratio(rate(r), rate(b1)))} | {fmt(ratio(rate(r), rate(base)) if not p.startswith('cli') else None)} | "
+            f"{fmt(ratio(nsrow(r), nsrow(b1)))} | {fmt(ratio(r['rss_mib'], b1.get('rss_mib')))} |"
+        )
+    lines.append("")
+    if any(p.startswith("cli:") for p in peers):
+        lines += [
+        "(The CLI rows are compared with this plugin's own CLI run, same path: CLI, gRPC, test destination;",
+        "their CPU is the CLI's with the children it reaped, plugin and destination, from `wait4`, and their",
+        "RSS the largest of those processes.)",
+        "",
+        ]
+    return lines
 
 
 CDC_BEGIN = "<!-- cdc:begin -->"
