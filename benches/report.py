@@ -3,6 +3,8 @@
     python3 benches/report.py --results R.jsonl --out OUT.md --command … --machine … --versions … --runs N --scale F --date D --load L
     python3 benches/report.py --results R.jsonl --out docs/benchmarks.md --cdc-section-only --command … (replace only the CDC section)
     python3 benches/report.py --results R.jsonl --check-smoke --readers "…" --datasets "…"
+    python3 benches/report.py --results R.jsonl --splice-peers PEERS.md --out docs/benchmarks.md (the per-table
+        sections of a run with --peer become the peers section of docs/benchmarks.md)
 
 Standard library only (runs with the system python3).
 """
@@ -203,6 +205,13 @@ def report(args):
         "the script wrote it there.",
         "",
     ]
+    # A peers section spliced in from its own run (--splice-peers) survives a re-run without peers.
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            old = between(f.read().split("\n"), PEERS_BEGIN, PEERS_END)
+        if old is not None:
+            at = next((i for i, l in enumerate(lines) if l == CDC_BEGIN), len(lines))
+            lines[at:at] = old + [""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
 
@@ -253,6 +262,58 @@ def peer_ratios(t, rows):
 
 CDC_BEGIN = "<!-- cdc:begin -->"
 CDC_END = "<!-- cdc:end -->"
+PEERS_BEGIN = "<!-- peers:begin -->"
+PEERS_END = "<!-- peers:end -->"
+
+
+def between(text, begin, end):
+    """The lines from `begin` to `end` (markers included), or None."""
+    if begin in text and end in text:
+        a, b = text.index(begin), text.index(end)
+        return text[a:b + 1]
+    return None
+
+
+def peers_section(generated, source):
+    """A section of docs/benchmarks.md made from a report of a run with --peer (its own header,
+    then its per-table tables, headings one level down)."""
+    keep = ("- **Command:**", "- **Date:**", "- **Machine:**", "- **Versions:**", "**Note on this run:**")
+    header = [l for l in generated if l.startswith(keep)]
+    start = next((i for i, l in enumerate(generated) if l.startswith("## `")), len(generated))
+    end = next((i for i, l in enumerate(generated) if l in (CDC_BEGIN, "## Goals of issue 6, from the figures above")), len(generated))
+    body = ["#" + l if l.startswith("## ") else l for l in generated[start:end]]
+    return [
+        PEERS_BEGIN,
+        "## Side by side with other plugins (`--peer`)",
+        "",
+        f"From its own run of `scripts/bench.sh` with `--peer` (the full report: `{source}`); the",
+        "sections above come from the run described at the top of this file.",
+        "",
+        *header,
+        "",
+        *body,
+        PEERS_END,
+        "",
+    ]
+
+
+def splice_peers(args):
+    """Puts (or replaces) the peers section of --out from the report --splice-peers."""
+    with open(args.splice_peers) as f:
+        generated = f.read().split("\n")
+    with open(args.out) as f:
+        text = f.read().split("\n")
+    section = peers_section(generated, os.path.relpath(args.splice_peers, os.path.dirname(os.path.abspath(args.out))))
+    if between(text, PEERS_BEGIN, PEERS_END) is not None:
+        a = text.index(PEERS_BEGIN)
+        b = text.index(PEERS_END) + 1
+        b += 1 if b < len(text) and text[b] == "" else 0
+        text = text[:a] + section + text[b:]
+    else:
+        at = next((i for i, l in enumerate(text) if l == CDC_BEGIN), len(text))
+        text = text[:at] + section + text[at:]
+    with open(args.out, "w") as f:
+        f.write("\n".join(text))
 
 
 def spread(rs, key, scale=1.0, digits=2):
@@ -553,6 +614,8 @@ def main():
     p.add_argument("--note", default="")
     p.add_argument("--check-smoke", action="store_true")
     p.add_argument("--cdc-section-only", action="store_true")
+    # A report of a run with --peer whose per-table sections go into --out's peers section.
+    p.add_argument("--splice-peers")
     p.add_argument("--readers", default="")
     p.add_argument("--datasets", default="")
     # JSON from `sync_bench limits`: the plugin's Sync channel capacity and default concurrency.
@@ -562,6 +625,9 @@ def main():
         sys.exit(check_smoke(args))
     if args.cdc_section_only:
         splice_cdc(args)
+        return
+    if args.splice_peers:
+        splice_peers(args)
         return
     if not args.plugin_limits:
         p.error("--plugin-limits (the output of `sync_bench limits`) is required for the report")
