@@ -274,7 +274,7 @@ def between(text, begin, end):
     return None
 
 
-def peers_section(generated, source):
+def peers_section(generated, source, note):
     """A section of docs/benchmarks.md made from a report of a run with --peer (its own header,
     then its per-table tables, headings one level down)."""
     keep = ("- **Command:**", "- **Date:**", "- **Machine:**", "- **Versions:**", "**Note on this run:**")
@@ -290,6 +290,7 @@ def peers_section(generated, source):
         "sections above come from the run described at the top of this file.",
         "",
         *header,
+        *([f"- **Peers:** {note}"] if note else []),
         "",
         *body,
         PEERS_END,
@@ -303,7 +304,8 @@ def splice_peers(args):
         generated = f.read().split("\n")
     with open(args.out) as f:
         text = f.read().split("\n")
-    section = peers_section(generated, os.path.relpath(args.splice_peers, os.path.dirname(os.path.abspath(args.out))))
+    # --note here says what the peer binaries are (repository, commit, build), which the run only knows by path.
+    section = peers_section(generated, os.path.relpath(args.splice_peers, os.path.dirname(os.path.abspath(args.out))), args.note)
     if between(text, PEERS_BEGIN, PEERS_END) is not None:
         a = text.index(PEERS_BEGIN)
         b = text.index(PEERS_END) + 1
