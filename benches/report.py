@@ -278,7 +278,7 @@ def peers_section(generated, source, note):
     """A section of docs/benchmarks.md made from a report of a run with --peer (its own header,
     then its per-table tables, headings one level down)."""
     keep = ("- **Command:**", "- **Date:**", "- **Machine:**", "- **Versions:**", "**Note on this run:**")
-    header = [l for l in generated if l.startswith(keep)]
+    header = [l if l.startswith("- ") else "- " + l for l in generated if l.startswith(keep)]
     start = next((i for i, l in enumerate(generated) if l.startswith("## `")), len(generated))
     end = next((i for i, l in enumerate(generated) if l in (CDC_BEGIN, "## Goals of issue 6, from the figures above")), len(generated))
     body = ["#" + l if l.startswith("## ") else l for l in generated[start:end]]
