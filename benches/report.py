@@ -206,7 +206,7 @@ def report(args):
         "",
     ]
     # A peers section spliced in from its own run (--splice-peers) survives a re-run without peers.
-    if os.path.exists(args.out):
+    if os.path.exists(args.out) and not any(is_peer(r["reader"]) for r in results):
         with open(args.out) as f:
             old = between(f.read().split("\n"), PEERS_BEGIN, PEERS_END)
         if old is not None:
