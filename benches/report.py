@@ -3,6 +3,8 @@
     python3 benches/report.py --results R.jsonl --out OUT.md --command … --machine … --versions … --runs N --scale F --date D --load L
     python3 benches/report.py --results R.jsonl --out docs/benchmarks.md --cdc-section-only --command … (replace only the CDC section)
     python3 benches/report.py --results R.jsonl --check-smoke --readers "…" --datasets "…"
+    python3 benches/report.py --results R.jsonl --splice-peers PEERS.md --out docs/benchmarks.md (the per-table
+        sections of a run with --peer become the peers section of docs/benchmarks.md)
 
 Standard library only (runs with the system python3).
 """
@@ -26,6 +28,32 @@ LABEL = {
     "cli": "plugin → real CLI → test destination (`state: false`), 1 run",
 }
 TABLE_ORDER = ["mixed9", "lineitem", "narrow", "narrow_small", "wide"]
+
+
+def is_peer(reader):
+    """Readers of other plugin binaries (`scripts/bench.sh --peer NAME=PATH`): `peer:NAME` through
+    the harness, `cli:NAME` through the real CLI."""
+    return reader.startswith("peer:") or reader.startswith("cli:")
+
+
+def readers_in_order(t):
+    """The built-in readers in their order, each followed by the peers of its kind."""
+    out = []
+    for reader in ORDER:
+        if reader == "cli":
+            out += sorted(r for r in t if r.startswith("peer:"))
+        if reader in t:
+            out.append(reader)
+    out += sorted(r for r in t if r.startswith("cli:"))
+    return out
+
+
+def label(reader):
+    if reader.startswith("peer:"):
+        return f"peer `{reader[5:]}`, harness"
+    if reader.startswith("cli:"):
+        return f"peer `{reader[4:]}` → real CLI → test destination (`state: false`), 1 run"
+    return LABEL[reader]
 
 
 def load(path):
@@ -54,12 +82,18 @@ def summarise(results):
     """{table: {reader: {wall, cpu, rss_mib, ttfr, rows, runs, min, max}}}"""
     out = {}
     for table, readers in by_table(results).items():
-        rows = max((r.get("rows") or 0 for rs in readers.values() for r in rs if r["reader"] != "cli"), default=0)
+        rows = max(
+            (r.get("rows") or 0 for rs in readers.values() for r in rs if r["reader"] != "cli" and not is_peer(r["reader"])),
+            default=0,
+        )
         out[table] = {"rows": rows}
         for reader, rs in readers.items():
             walls = [r.get("wall_s") for r in rs]
             rss = med([r.get("max_rss_kib") for r in rs])
+            failures = [r["failed"] for r in rs if r.get("failed")]
+            rs = [r for r in rs if not r.get("failed")]
             out[table][reader] = {
+                "failed": failures,
                 "runs": len(rs),
                 "wall": med(walls),
                 "min": min(w for w in walls if w is not None) if any(w is not None for w in walls) else None,
@@ -118,10 +152,11 @@ def report(args):
             "| reader | wall (median) | min–max | × psql | × floor | M rows/s | CPU s | CPU ns/row | peak RSS MiB | first record s |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for reader in ORDER:
-            if reader not in t:
-                continue
+        for reader in readers_in_order(t):
             r = t[reader]
+            if r["failed"] and not r["runs"]:
+                lines.append(f"| {label(reader)} | **failed** ({len(r['failed'])} of {len(r['failed'])} runs): {failure(r['failed'][0])} | | | | | | | | |")
+                continue
             nsrow = None if not rows or r["cpu"] is None else r["cpu"] / rows * 1e9
             rate = None if not rows or not r["wall"] else rows / r["wall"] / 1e6
             if reader == "floor":
@@ -134,12 +169,15 @@ def report(args):
                 extra = f" ({r['errors']} error messages)"
             if r["rows"] is not None and rows and r["rows"] != rows:
                 extra += f" (**{int(r['rows']):,} rows**)"
+            if r["failed"]:
+                extra += f" (**failed {len(r['failed'])} of {len(r['failed']) + r['runs']} runs**: {failure(r['failed'][0])})"
             lines.append(
-                f"| {LABEL[reader]}{extra} | {fmt(r['wall'])} s | {fmt(r['min'])}–{fmt(r['max'])} | "
+                f"| {label(reader)}{extra} | {fmt(r['wall'])} s | {fmt(r['min'])}–{fmt(r['max'])} | "
                 f"{fmt(ratio(r['wall'], psql))} | {fmt(ratio(r['wall'], floor))} | {fmt(rate)} | {fmt(r['cpu'])} | "
                 f"{fmt(nsrow, 0)} | {fmt(r['rss_mib'], 1)} | {fmt(r['ttfr'], 3)} |"
             )
         lines.append("")
+        lines += peer_ratios(t, rows)
 
     many = [r for r in results if r["dataset"] == "many"]
     if many:
@@ -168,8 +206,59 @@ def report(args):
         "the script wrote it there.",
         "",
     ]
+    # A peers section spliced in from its own run (--splice-peers) survives a re-run without peers.
+    if os.path.exists(args.out) and not any(is_peer(r["reader"]) for r in results):
+        with open(args.out) as f:
+            old = between(f.read().split("\n"), PEERS_BEGIN, PEERS_END)
+        if old is not None:
+            at = next((i for i, l in enumerate(lines) if l == CDC_BEGIN), len(lines))
+            lines[at:at] = old + [""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
+
+
+def failure(text):
+    """The line of a failed run's stderr that says why (the harness's own error line first)."""
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    why = next((l for l in lines if l.startswith("sync_bench:") or "Error:" in l or "error" in l), lines[0] if lines else "")
+    return why[:300].replace("|", "\\|")
+
+
+def peer_ratios(t, rows):
+    """Each peer against this plugin, on this table: throughput, CPU per row and peak RSS ratios."""
+    peers = [r for r in readers_in_order(t) if is_peer(r) and t[r]["runs"]]
+    if not peers:
+        return []
+    lines = [
+        "| peer vs this plugin | rows/s | CPU ns/row | peak RSS MiB | rows/s ÷ plugin `concurrency: 1` | rows/s ÷ plugin default | CPU/row × plugin `concurrency: 1` | RSS × plugin `concurrency: 1` |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def rate(r):
+        return None if not rows or not r.get("wall") else rows / r["wall"]
+
+    def nsrow(r):
+        return None if not rows or r.get("cpu") is None else r["cpu"] / rows * 1e9
+
+    base1, base = t.get("plugin1", {}), t.get("plugin", {})
+    for p in peers:
+        r = t[p]
+        # A CLI run is compared with this plugin's CLI run (same path: CLI, gRPC, destination).
+        b1 = t["cli"] if p.startswith("cli:") and t.get("cli", {}).get("runs") else base1
+        lines.append(
+            f"| {label(p)} | {fmt(rate(r), 0)} | {fmt(nsrow(r), 0)} | {fmt(r['rss_mib'], 1)} | "
+            f"{fmt(ratio(rate(r), rate(b1)))} | {fmt(ratio(rate(r), rate(base)) if not p.startswith('cli') else None)} | "
+            f"{fmt(ratio(nsrow(r), nsrow(b1)))} | {fmt(ratio(r['rss_mib'], b1.get('rss_mib')))} |"
+        )
+    lines.append("")
+    if any(p.startswith("cli:") for p in peers):
+        lines += [
+        "(The CLI rows are compared with this plugin's own CLI run, same path: CLI, gRPC, test destination;",
+        "their CPU is the CLI's with the children it reaped, plugin and destination, from `wait4`, and their",
+        "RSS the largest of those processes.)",
+        "",
+        ]
+    return lines
 
 
 def incremental_section(results):
@@ -193,15 +282,15 @@ def incremental_section(results):
         "| run | wall s | rows sent | CPU s |",
         "|---|---|---|---|",
     ]
-    for label, r in (("first sync (whole table), through the CLI", first), ("incremental sync, through the CLI", second)):
+    for name, r in (("first sync (whole table), through the CLI", first), ("incremental sync, through the CLI", second)):
         if r:
             rows = r.get("rows")
             shown = "–" if rows is None else f"{rows:,}"
-            lines.append(f"| {label} | {fmt(r.get('wall_s'))} | {shown} | {fmt(r.get('cpu_s'))} |")
+            lines.append(f"| {name} | {fmt(r.get('wall_s'))} | {shown} | {fmt(r.get('cpu_s'))} |")
         else:
-            lines.append(f"| {label} | failed | – | – |")
-    for label, r in (("server only: full `COPY` to /dev/null", full), ("server only: the incremental statement to /dev/null", scan)):
-        lines.append(f"| {label} | {fmt((r or {}).get('wall_s'))} | – | – |")
+            lines.append(f"| {name} | failed | – | – |")
+    for name, r in (("server only: full `COPY` to /dev/null", full), ("server only: the incremental statement to /dev/null", scan)):
+        lines.append(f"| {name} | {fmt((r or {}).get('wall_s'))} | – | – |")
     if scan and scan.get("statement"):
         lines += ["", f"Incremental statement: `{scan['statement']}`"]
     lines.append("")
@@ -210,6 +299,60 @@ def incremental_section(results):
 
 CDC_BEGIN = "<!-- cdc:begin -->"
 CDC_END = "<!-- cdc:end -->"
+PEERS_BEGIN = "<!-- peers:begin -->"
+PEERS_END = "<!-- peers:end -->"
+
+
+def between(text, begin, end):
+    """The lines from `begin` to `end` (markers included), or None."""
+    if begin in text and end in text:
+        a, b = text.index(begin), text.index(end)
+        return text[a:b + 1]
+    return None
+
+
+def peers_section(generated, source, note):
+    """A section of docs/benchmarks.md made from a report of a run with --peer (its own header,
+    then its per-table tables, headings one level down)."""
+    keep = ("- **Command:**", "- **Date:**", "- **Machine:**", "- **Versions:**", "**Note on this run:**")
+    header = [l if l.startswith("- ") else "- " + l for l in generated if l.startswith(keep)]
+    start = next((i for i, l in enumerate(generated) if l.startswith("## `")), len(generated))
+    end = next((i for i, l in enumerate(generated) if l in (CDC_BEGIN, "## Goals of issue 6, from the figures above")), len(generated))
+    body = ["#" + l if l.startswith("## ") else l for l in generated[start:end]]
+    return [
+        PEERS_BEGIN,
+        "## Side by side with other plugins (`--peer`)",
+        "",
+        f"From its own run of `scripts/bench.sh` with `--peer` (the full report: `{source}`); the",
+        "sections above come from the run described at the top of this file.",
+        "",
+        *header,
+        *([f"- **Peers:** {note}"] if note else []),
+        "",
+        *body,
+        PEERS_END,
+        "",
+    ]
+
+
+def splice_peers(args):
+    """Puts (or replaces) the peers section of --out from the report --splice-peers."""
+    with open(args.splice_peers) as f:
+        generated = f.read().split("\n")
+    with open(args.out) as f:
+        text = f.read().split("\n")
+    # --note here says what the peer binaries are (repository, commit, build), which the run only knows by path.
+    section = peers_section(generated, os.path.relpath(args.splice_peers, os.path.dirname(os.path.abspath(args.out))), args.note)
+    if between(text, PEERS_BEGIN, PEERS_END) is not None:
+        a = text.index(PEERS_BEGIN)
+        b = text.index(PEERS_END) + 1
+        b += 1 if b < len(text) and text[b] == "" else 0
+        text = text[:a] + section + text[b:]
+    else:
+        at = next((i for i, l in enumerate(text) if l == CDC_BEGIN), len(text))
+        text = text[:at] + section + text[at:]
+    with open(args.out, "w") as f:
+        f.write("\n".join(text))
 
 
 def spread(rs, key, scale=1.0, digits=2):
@@ -520,6 +663,8 @@ def main():
     p.add_argument("--note", default="")
     p.add_argument("--check-smoke", action="store_true")
     p.add_argument("--cdc-section-only", action="store_true")
+    # A report of a run with --peer whose per-table sections go into --out's peers section.
+    p.add_argument("--splice-peers")
     p.add_argument("--readers", default="")
     p.add_argument("--datasets", default="")
     # JSON from `sync_bench limits`: the plugin's Sync channel capacity and default concurrency.
@@ -529,6 +674,9 @@ def main():
         sys.exit(check_smoke(args))
     if args.cdc_section_only:
         splice_cdc(args)
+        return
+    if args.splice_peers:
+        splice_peers(args)
         return
     if not args.plugin_limits:
         p.error("--plugin-limits (the output of `sync_bench limits`) is required for the report")

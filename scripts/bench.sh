@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh [--smoke] [--runs N] [--scale F] [--datasets "mixed9 lineitem narrow wide many cdc"]
 #                    [--readers "floor psql adbc connectorx plugin1 plugin"] [--out FILE] [--fresh]
+#                    [--peer NAME=PATH]... [--peer-spec NAME=JSON]...
 #
 # One run: starts its own PostgreSQL 17 (as `cqpg` when root; free port on 127.0.0.1; large
 # shared_buffers), loads the deterministic datasets of benches/datasets/ (kept between runs in
@@ -15,8 +16,13 @@
 #   psycopg    psycopg 3 COPY … (FORMAT BINARY), bytes discarded (Python; off unless --readers names it)
 #   plugin1    this plugin through benches/sync_bench.rs, spec concurrency: 1
 #   plugin     this plugin through benches/sync_bench.rs, default spec
+#   NAME       (--peer NAME=PATH, any number) another CloudQuery source plugin binary, e.g. a
+#              build of the official Go plugin, launched and measured exactly as `plugin` is; its
+#              spec is {"connection_string": URL} plus the JSON object of --peer-spec NAME=JSON
+#              (e.g. '{"rows_per_record": 500}'). The same PATH may appear under several NAMEs.
+#              A peer that fails on a table is recorded as a failure with its error, not skipped.
 # plus one run of the real CLI into the test destination (state: false) for the end-to-end
-# figure, and for `many` (1,000 tables of 100 rows) Init + GetTables and one full sync.
+# figure (also one per peer), and for `many` (1,000 tables of 100 rows) Init + GetTables and one full sync.
 # `cdc` (change data capture, benches/harness/cdc.rs): per run, on a fresh copy of the database
 # `bench_cdc` (1 M pgbench-like accounts at scale 1): the initial snapshot, a backlog of 1 M row
 # changes drained by the restarted plugin (changes/s, CPU), commit → receive latency at 1,000
@@ -49,6 +55,8 @@ datasets="mixed9 lineitem narrow wide many cdc"
 readers="floor psql adbc connectorx plugin1 plugin"
 out=""
 fresh=0
+peers=()
+declare -A peer_path=() peer_spec=()
 cmdline="scripts/bench.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -59,7 +67,20 @@ while [ $# -gt 0 ]; do
     --readers) readers="$2"; shift ;;
     --out) out="$2"; shift ;;
     --fresh) fresh=1 ;;
-    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
+    --peer)
+        [[ "${2:-}" =~ ^([A-Za-z][A-Za-z0-9_]*)=(.+)$ ]] || cq_die "--peer wants NAME=PATH (NAME: letters, digits, _)"
+        case "${BASH_REMATCH[1]}" in floor | psql | adbc | connectorx | psycopg | plugin1 | plugin | cli) cq_die "--peer: $2: that NAME is a built-in reader" ;; esac
+        [ -z "${peer_path[${BASH_REMATCH[1]}]:-}" ] || cq_die "--peer: ${BASH_REMATCH[1]} given twice"
+        [ -x "${BASH_REMATCH[2]}" ] || cq_die "--peer: ${BASH_REMATCH[2]} is not an executable file"
+        peers+=("${BASH_REMATCH[1]}")
+        peer_path[${BASH_REMATCH[1]}]="$(realpath "${BASH_REMATCH[2]}")"
+        shift ;;
+    --peer-spec)
+        [[ "${2:-}" =~ ^([A-Za-z][A-Za-z0-9_]*)=(.+)$ ]] || cq_die "--peer-spec wants NAME=JSON"
+        jq -e 'type == "object"' >/dev/null 2>&1 <<<"${BASH_REMATCH[2]}" || cq_die "--peer-spec ${BASH_REMATCH[1]}: not a JSON object"
+        peer_spec[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}"
+        shift ;;
+    -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
     *) cq_die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -69,6 +90,7 @@ if [ "$smoke" = 1 ]; then
     scale="${CQPG_BENCH_SCALE:-0.001}"
 fi
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || cq_die "--runs must be a positive integer"
+for n in "${!peer_spec[@]}"; do [ -n "${peer_path[$n]:-}" ] || cq_die "--peer-spec $n: no --peer $n=PATH"; done
 awk -v s="$scale" 'BEGIN { exit !(s > 0 && s <= 100) }' || cq_die "--scale must be in (0, 100]"
 for ds in $datasets; do
     case "$ds" in mixed9 | lineitem | narrow | wide | many | cdc) ;; *) cq_die "unknown dataset $ds" ;; esac
@@ -277,6 +299,17 @@ measure() { # dataset table reader run
         }
         res="$(jq -c '. + {cpu_s: .plugin_cpu_s, max_rss_kib: .plugin_max_rss_kib}' <<<"$res")"
         ;;
+    peer:*)
+        local name="${r#peer:}"
+        spec="$(jq -cn --arg u "$url" --argjson extra "${peer_spec[$name]:-"{}"}" '{connection_string: $u} + $extra')"
+        if ! res="$("$harness" sync --plugin "${peer_path[$name]}" --spec "$spec" --tables "$t" 2>"$work/plugin.err")"; then
+            # A peer's failure is a result: kept with its message, so the report can say how it failed.
+            cq_log "peer $name on $t failed: $(tail -5 "$work/plugin.err")"
+            record "$ds" "$t" "$r" "$run" "$(jq -Rsc '{failed: .[0:2000]}' <"$work/plugin.err")"
+            return 0
+        fi
+        res="$(jq -c '. + {cpu_s: .plugin_cpu_s, max_rss_kib: .plugin_max_rss_kib}' <<<"$res")"
+        ;;
     esac
     [ -n "$res" ] || return 0
     record "$ds" "$t" "$r" "$run" "$res"
@@ -285,9 +318,9 @@ measure() { # dataset table reader run
 for ds in $datasets; do
     [ "$ds" = many ] || [ "$ds" = cdc ] && continue
     for t in ${tables_of[$ds]}; do
-        cq_log "$t: $runs run(s) of: $readers"
+        cq_log "$t: $runs run(s) of: $readers${peers[*]:+ (peers: ${peers[*]})}"
         for run in $(seq 1 "$runs"); do
-            for r in $readers; do
+            for r in $readers "${peers[@]/#/peer:}"; do
                 measure "$ds" "$t" "$r" "$run"
             done
         done
@@ -347,18 +380,18 @@ fi
 e2e_table=""
 e2e_ds=""
 for ds in $datasets; do [ -n "${tables_of[$ds]}" ] && { e2e_ds="$ds"; e2e_table="${tables_of[$ds]%% *}"; break; }; done
-if [ -n "$e2e_table" ] && [[ " $readers " == *" plugin "* ]]; then
-    cq_log "$e2e_table through the CLI into the test destination"
+cli_run() { # reader plugin-path spec-json
+    local reader="$1" bin="$2" spec="$3" res rows
+    rm -rf "$work/dest"
     cat >"$work/cli.yml" <<EOF
 kind: source
 spec:
   name: postgresql
   registry: local
-  path: $plugin
+  path: $bin
   tables: ["$e2e_table"]
   destinations: ["test"]
-  spec:
-    connection_string: "$url"
+  spec: $spec
 ---
 kind: destination
 spec:
@@ -371,10 +404,21 @@ spec:
 EOF
     if res="$(cd "$work" && "$harness" exec -- "$CQ_CACHE_DIR/bin/cloudquery" sync cli.yml --telemetry-level none --no-log-file --log-level warn 2>"$work/cli.err")"; then
         rows="$(jq -s '[.[] | select(.type == "insert") | .rows] | add // 0' "$work/dest/log.jsonl" 2>/dev/null || echo null)"
-        record "$e2e_ds" "$e2e_table" cli 1 "$(jq -c --argjson rows "$rows" '. + {rows: $rows}' <<<"$res")"
+        record "$e2e_ds" "$e2e_table" "$reader" 1 "$(jq -c --argjson rows "$rows" '. + {rows: $rows}' <<<"$res")"
     else
-        cq_log "CLI sync failed: $(tail -5 "$work/cli.err")"
+        cq_log "CLI sync ($reader) failed: $(tail -5 "$work/cli.err")"
+        [ "$reader" = cli ] || record "$e2e_ds" "$e2e_table" "$reader" 1 "$(jq -Rsc '{failed: .[0:2000]}' <"$work/cli.err")"
     fi
+}
+if [ -n "$e2e_table" ] && [[ " $readers " == *" plugin "* ]]; then
+    cq_log "$e2e_table through the CLI into the test destination"
+    cli_run cli "$plugin" "$(jq -cn --arg u "$url" '{connection_string: $u}')"
+fi
+if [ -n "$e2e_table" ]; then
+    for name in "${peers[@]}"; do
+        cq_log "$e2e_table through the CLI into the test destination: peer $name"
+        cli_run "cli:$name" "${peer_path[$name]}" "$(jq -cn --arg u "$url" --argjson extra "${peer_spec[$name]:-"{}"}" '{connection_string: $u} + $extra')"
+    done
 fi
 
 # Incremental sync (xmin) of a copy of lineitem through the real CLI, the test destination as
@@ -450,6 +494,9 @@ versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git
 if [ -x "$py" ]; then
     versions="$versions $("$py" -c 'import importlib.metadata as m; print("; ".join(f"{p} {m.version(p)}" for p in ["adbc-driver-postgresql", "connectorx", "pyarrow", "psycopg"]))' 2>/dev/null || true);"
 fi
+for name in "${peers[@]}"; do
+    versions="$versions peer $name: \`${peer_path[$name]}\` (sha256 $(sha256sum "${peer_path[$name]}" | cut -c1-12))${peer_spec[$name]:+ with spec ${peer_spec[$name]}};"
+done
 versions="$versions CloudQuery CLI $("$CQ_CACHE_DIR/bin/cloudquery" --version 2>/dev/null | head -1 | awk '{print $NF}'); $(rustc --version)"
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
 report_args=()
