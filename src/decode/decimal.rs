@@ -10,15 +10,11 @@
 
 use arrow_buffer::i256;
 
-use super::buf::Buf;
 use super::error::DecodeError;
+use super::numeric::{numeric_wire, NumericKind};
 
-const SIGN_POS: u16 = 0x0000;
-const SIGN_NEG: u16 = 0x4000;
-const SIGN_NAN: u16 = 0xC000;
-const SIGN_PINF: u16 = 0xD000;
-const SIGN_NINF: u16 = 0xF000;
-const NBASE: i16 = 10000;
+/// The base of numeric's digits.
+const NBASE: u16 = 10000;
 
 /// The integer types behind Decimal128 (i128) and Decimal256 (i256).
 pub(crate) trait Unscaled: Copy + PartialOrd {
@@ -97,52 +93,19 @@ pub(crate) fn numeric_unscaled<T: Unscaled>(
     precision: u8,
     scale: i8,
 ) -> Result<Option<T>, DecodeError> {
-    let mut r = Buf::new(bytes);
-    let ndigits = r.i16("numeric ndigits")?;
-    let weight = r.i16("numeric weight")?;
-    let sign = r.u16("numeric sign")?;
-    let _dscale = r.u16("numeric dscale")?;
-    let ndigits = usize::try_from(ndigits).map_err(|_| DecodeError::Invalid {
-        what: "numeric ndigits",
-        expected: "a count ≥ 0",
-        found: i64::from(ndigits),
-    })?;
-    let digits = r.take_rest();
-    if digits.len() != 2 * ndigits {
-        return Err(DecodeError::Length {
-            what: "numeric digits",
-            expected: 2 * ndigits,
-            found: digits.len(),
-        });
-    }
-    let negative = match sign {
-        SIGN_POS => false,
-        SIGN_NEG => true,
-        SIGN_NAN | SIGN_PINF | SIGN_NINF => return Ok(None),
-        other => {
-            return Err(DecodeError::Invalid {
-                what: "numeric sign",
-                expected: "0x0000, 0x4000, 0xC000, 0xD000 or 0xF000",
-                found: i64::from(other),
-            })
-        }
+    let wire = numeric_wire(bytes)?;
+    let negative = match wire.kind {
+        NumericKind::Finite { negative } => negative,
+        NumericKind::NaN | NumericKind::PosInfinity | NumericKind::NegInfinity => return Ok(None),
     };
-    let nbase = T::from_digit(NBASE as u16);
+    let (weight, ndigits) = (wire.weight, wire.ndigits());
+    let nbase = T::from_digit(NBASE);
     let mut acc = T::ZERO;
-    for c in digits.chunks_exact(2) {
-        let d = i16::from_be_bytes([c[0], c[1]]);
-        let d =
-            u16::try_from(d)
-                .ok()
-                .filter(|d| *d < NBASE as u16)
-                .ok_or(DecodeError::Invalid {
-                    what: "numeric digit",
-                    expected: "a base-10000 digit 0..=9999",
-                    found: i64::from(d),
-                })?;
+    for i in 0..ndigits {
+        // numeric_wire checked every digit is 0..=9999.
         acc = acc
             .checked_mul(nbase)
-            .and_then(|a| a.checked_add(T::from_digit(d)))
+            .and_then(|a| a.checked_add(T::from_digit(wire.digit(i))))
             .ok_or_else(|| misfit(weight))?;
     }
     if acc == T::ZERO {

@@ -63,12 +63,42 @@ fn group(g: u16) -> &'static str {
     GROUPS.get(i..i + 4).unwrap_or("0000")
 }
 
-/// Append the text form of the numeric in `bytes` to `out`. Everything is validated before the
-/// first write, so on error nothing was written.
-pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<(), DecodeError> {
+/// What a numeric is besides its digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumericKind {
+    Finite { negative: bool },
+    NaN,
+    PosInfinity,
+    NegInfinity,
+}
+
+/// A numeric's wire form, checked: header, sign, display scale and every base-10000 digit.
+pub(crate) struct NumericWire<'a> {
+    pub weight: i16,
+    pub kind: NumericKind,
+    pub dscale: u16,
+    /// `ndigits` big-endian i16 digits, each in 0..=9999.
+    pub digits: &'a [u8],
+}
+
+impl NumericWire<'_> {
+    pub fn ndigits(&self) -> usize {
+        self.digits.len() / 2
+    }
+
+    /// Digit `i` (most significant first).
+    pub fn digit(&self, i: usize) -> u16 {
+        self.digits
+            .get(2 * i..2 * i + 2)
+            .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]))
+    }
+}
+
+/// Parses and checks the binary `numeric` in `bytes` (the one place its wire rules live).
+pub(crate) fn numeric_wire(bytes: &[u8]) -> Result<NumericWire<'_>, DecodeError> {
     let mut r = Buf::new(bytes);
     let ndigits = r.i16("numeric ndigits")?;
-    let weight = i32::from(r.i16("numeric weight")?);
+    let weight = r.i16("numeric weight")?;
     let sign = r.u16("numeric sign")?;
     let dscale = r.u16("numeric dscale")?;
     let ndigits = usize::try_from(ndigits).map_err(|_| DecodeError::Invalid {
@@ -84,12 +114,12 @@ pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<
             found: digits.len(),
         });
     }
-    let negative = match sign {
-        SIGN_POS => false,
-        SIGN_NEG => true,
-        SIGN_NAN => return special(out, "NaN"),
-        SIGN_PINF => return special(out, "Infinity"),
-        SIGN_NINF => return special(out, "-Infinity"),
+    let kind = match sign {
+        SIGN_POS => NumericKind::Finite { negative: false },
+        SIGN_NEG => NumericKind::Finite { negative: true },
+        SIGN_NAN => NumericKind::NaN,
+        SIGN_PINF => NumericKind::PosInfinity,
+        SIGN_NINF => NumericKind::NegInfinity,
         other => {
             return Err(DecodeError::Invalid {
                 what: "numeric sign",
@@ -115,6 +145,25 @@ pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<
             });
         }
     }
+    Ok(NumericWire {
+        weight,
+        kind,
+        dscale,
+        digits,
+    })
+}
+
+/// Append the text form of the numeric in `bytes` to `out`. Everything is validated before the
+/// first write, so on error nothing was written.
+pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<(), DecodeError> {
+    let wire = numeric_wire(bytes)?;
+    let negative = match wire.kind {
+        NumericKind::Finite { negative } => negative,
+        NumericKind::NaN => return special(out, "NaN"),
+        NumericKind::PosInfinity => return special(out, "Infinity"),
+        NumericKind::NegInfinity => return special(out, "-Infinity"),
+    };
+    let (weight, dscale, digits) = (i32::from(wire.weight), wire.dscale, wire.digits);
     // Digit i of the base-10000 representation, zero outside the stored ones.
     let digit = |i: i32| -> u16 {
         usize::try_from(i)
