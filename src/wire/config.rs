@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::ConfigError;
+use super::keepalive::Keepalive;
 
 pub const DEFAULT_PORT: u16 = 5432;
 /// libpq's compiled-in socket directories: Debian's and upstream's. Tried in this order.
@@ -159,6 +160,8 @@ pub struct Config {
     pub(crate) channel_binding: ChannelBindingMode,
     pub(crate) target_session_attrs: TargetSessionAttrs,
     pub(crate) runtime_params: Vec<(String, String)>,
+    /// TCP keepalives (`keepalives*` keys); None when turned off.
+    pub(crate) keepalive: Option<Keepalive>,
 }
 
 const MASK: &str = "********";
@@ -182,6 +185,7 @@ impl fmt::Debug for Config {
             .field("channel_binding", &self.channel_binding)
             .field("target_session_attrs", &self.target_session_attrs)
             .field("runtime_params", &self.runtime_params)
+            .field("keepalive", &self.keepalive)
             .finish()
     }
 }
@@ -189,10 +193,6 @@ impl fmt::Debug for Config {
 /// Keys libpq or pgx know that do not apply to this client; accepted and ignored rather than sent
 /// to the server as runtime parameters (which the server would reject).
 const IGNORED_KEYS: &[&str] = &[
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
     "tcp_user_timeout",
     "sslcompression",
     "sslsni",
@@ -238,6 +238,10 @@ const KNOWN_KEYS: &[&str] = &[
     "gssencmode",
     "service",
     "replication",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
 ];
 
 /// Which environment variable fills which key when the string leaves it out.
@@ -861,6 +865,7 @@ fn resolve(raw: Raw, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Con
         .get("application_name")
         .or_else(|| raw.get("fallback_application_name"))
         .map(str::to_string);
+    let keepalive = Keepalive::from_params(|k| raw.get(k))?;
 
     let mut runtime_params = Vec::new();
     for (k, v) in &raw.0 {
@@ -901,6 +906,7 @@ fn resolve(raw: Raw, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Con
         channel_binding,
         target_session_attrs,
         runtime_params,
+        keepalive,
     })
 }
 
@@ -1166,6 +1172,8 @@ mod tests {
                 ("statement_timeout".to_string(), "5s".to_string())
             ]
         );
+        assert_eq!(c.keepalive, Some(Keepalive::default()));
+        assert_eq!(parse("host=h keepalives=0").keepalive, None);
         let c = parse("hostaddr=127.0.0.1 host=localhost sslrootcert=system");
         assert_eq!(c.ssl_mode, SslMode::VerifyFull);
         assert_eq!(c.hosts[0].hostaddr, Some("127.0.0.1".parse().unwrap()));

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod copy;
 pub mod error;
+pub mod keepalive;
 pub mod query;
 pub mod replication;
 mod startup;

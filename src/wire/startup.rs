@@ -506,6 +506,11 @@ async fn connect_once(
                 .await
                 .map_err(|e| Error::io(format!("connecting to {display}"), e))?;
             let _ = s.set_nodelay(true);
+            if let Some(keepalive) = &cfg.keepalive {
+                keepalive
+                    .apply(&s)
+                    .map_err(|e| Error::io(format!("turning on TCP keepalives to {display}"), e))?;
+            }
             let stream = match tls {
                 TlsChoice::Off => Stream::Tcp(s),
                 TlsChoice::On { config, required } => {
