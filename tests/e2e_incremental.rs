@@ -96,6 +96,14 @@ fn dest_rows(dest: &Path, table: &str) -> Vec<(i64, i64, String)> {
     rows
 }
 
+/// `incremental: xmin` for every table, `table` by its cursor `column` instead.
+fn xmin_with_cursor(table: &str, column: &str) -> Value {
+    json!({
+        "incremental": "xmin",
+        "table_options": [{ "tables": [table], "cursor_column": column }]
+    })
+}
+
 fn create_table(pg: &PgServer, table: &str, rows: u32) {
     pg.psql(&format!(
         "CREATE TABLE {table} (id bigint PRIMARY KEY, v bigint NOT NULL, note text);
@@ -189,16 +197,9 @@ fn incremental_xmin_and_cursor_matrix() {
         ));
     }
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &pg,
-        dir.path(),
-        json!({
-            "incremental": "xmin",
-            "table_options": [{ "tables": ["m_c"], "cursor_column": "ts" }]
-        }),
-    )
-    .tables(&["m_x", "m_c"])
-    .write(dir.path());
+    let cfg = config(&pg, dir.path(), xmin_with_cursor("m_c", "ts"))
+        .tables(&["m_x", "m_c"])
+        .write(dir.path());
     let dest = dest(dir.path());
     let (_, counts) = sync_counting(&cfg, &dest, &["m_x", "m_c"]);
     assert_eq!((counts["m_x"], counts["m_c"]), (500, 500));
@@ -253,16 +254,9 @@ fn a_transaction_open_during_a_sync_is_delivered_by_the_next_one() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &pg,
-        dir.path(),
-        json!({
-            "incremental": "xmin",
-            "table_options": [{ "tables": ["c_tab"], "cursor_column": "updated_at" }]
-        }),
-    )
-    .tables(&["x_tab", "c_tab"])
-    .write(dir.path());
+    let cfg = config(&pg, dir.path(), xmin_with_cursor("c_tab", "updated_at"))
+        .tables(&["x_tab", "c_tab"])
+        .write(dir.path());
     let dest = dest(dir.path());
     let (_, counts) = sync_counting(&cfg, &dest, &["x_tab", "c_tab"]);
     assert_eq!((counts["x_tab"], counts["c_tab"]), (1_000, 1_000));
