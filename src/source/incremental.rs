@@ -92,10 +92,7 @@ impl IncrementalSync<'_> {
             .await
             .map_err(|e| SourceError::msg(format!("failed to start the sync: {e}")))?;
         let begin = async {
-            leader
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await?;
-            let name = first_value(&mut leader, "SELECT pg_export_snapshot()").await?;
+            let name = engine::begin_exported_snapshot(&mut leader).await?;
             let current = current_snapshot(&mut leader).await?;
             let next_xid = next_xid(&mut leader, &current).await?;
             Ok::<_, wire::Error>((name, current, next_xid))

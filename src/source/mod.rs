@@ -27,7 +27,7 @@ use crate::sync::TablePlan;
 use crate::wire::{self, Connection};
 use crate::{log_info, log_warn};
 use incremental::{incremental_table, missing_backend_message, IncrementalSync};
-use table_options::{is_incremental, ResolvedOptions};
+use table_options::{is_incremental, without_excluded, ResolvedOptions, TableSettings};
 
 /// State kept between Init and the later calls of one plugin process.
 struct Initialized {
@@ -312,12 +312,7 @@ fn selected_plans(
 /// filter, the incremental flags in the schema).
 fn table_plan(state: &Initialized, table: &Table, dest: &str) -> TablePlan {
     let settings = state.options.tables.get(&table.oid);
-    let mut table = table.clone();
-    if let Some(s) = settings {
-        table
-            .columns
-            .retain(|c| !s.exclude_columns.contains(&c.name));
-    }
+    let table = without_excluded(table, settings);
     let mut schema = catalog::schema::arrow_schema(&table, dest);
     if is_incremental(state.spec.incremental, table.kind, settings) {
         schema = mark_incremental(&schema, settings.and_then(|s| s.cursor_column.as_deref()));
@@ -384,18 +379,15 @@ async fn resolve_table_options(
     Ok(resolved)
 }
 
-/// A catalog table as CDC streams it, with its `table_options` applied.
-fn stream_table(table: &Table, options: &ResolvedOptions, dest_name: String) -> StreamTable {
-    let settings = options.tables.get(&table.oid);
-    let excluded = settings
-        .map(|s| s.exclude_columns.clone())
-        .unwrap_or_default();
-    let mut table = table.clone();
-    table.columns.retain(|c| !excluded.contains(&c.name));
+/// A table as CDC streams it: `table` already without its excluded columns, which the stream
+/// also leaves out of every change, and the filter of its `table_options`.
+fn stream_table(table: Table, settings: Option<&TableSettings>, dest_name: String) -> StreamTable {
     StreamTable {
         table,
         dest_name,
-        excluded_columns: excluded,
+        excluded_columns: settings
+            .map(|s| s.exclude_columns.clone())
+            .unwrap_or_default(),
         filter: settings.and_then(|s| s.filter.clone()),
     }
 }
@@ -416,7 +408,14 @@ async fn check_cdc(
         .tables
         .iter()
         .filter(|t| options.tables.contains_key(&t.oid))
-        .map(|t| stream_table(t, options, t.display_name.clone()))
+        .map(|t| {
+            let settings = options.tables.get(&t.oid);
+            stream_table(
+                without_excluded(t, settings),
+                settings,
+                t.display_name.clone(),
+            )
+        })
         .collect();
     let mut result = cdc::check_prerequisites(&mut conn, &names, &catalog.tables)
         .await
@@ -444,16 +443,12 @@ async fn sync_cdc(
     let names = cdc::cdc_names(cdc_id).map_err(|e| SourceError::msg(format!("cdc_id: {e}")))?;
     let selected: Vec<StreamTable> = plans
         .iter()
-        .map(|p| StreamTable {
-            table: (*p.table).clone(),
-            dest_name: schema_table_name(&p.schema),
-            excluded_columns: state
-                .options
-                .tables
-                .get(&p.table.oid)
-                .map(|s| s.exclude_columns.clone())
-                .unwrap_or_default(),
-            filter: p.filter.as_deref().map(str::to_string),
+        .map(|p| {
+            stream_table(
+                (*p.table).clone(),
+                state.options.tables.get(&p.table.oid),
+                schema_table_name(&p.schema),
+            )
         })
         .collect();
     let backfill = EngineBackfill {

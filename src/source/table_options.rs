@@ -57,6 +57,17 @@ fn cursor_type_ok(ty: &PgType) -> bool {
     )
 }
 
+/// `table` without the columns `settings` exclude: what every read of it selects.
+pub fn without_excluded(table: &Table, settings: Option<&TableSettings>) -> Table {
+    let mut table = table.clone();
+    if let Some(s) = settings {
+        table
+            .columns
+            .retain(|c| !s.exclude_columns.contains(&c.name));
+    }
+    table
+}
+
 /// Relations with row versions (`xmin`): the ones an incremental read can use.
 pub fn has_row_versions(kind: RelKind) -> bool {
     matches!(

@@ -123,28 +123,23 @@ pub async fn run(
     let mut leader = Connection::connect(config)
         .await
         .map_err(SyncError::Setup)?;
-    leader
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    let snapshot = begin_exported_snapshot(&mut leader)
         .await
         .map_err(SyncError::Setup)?;
-    let snapshot = export_snapshot(&mut leader).await?;
     run_in_snapshot(config, leader, &snapshot, plans, options, out).await
 }
 
-async fn export_snapshot(conn: &mut Connection) -> Result<String, SyncError> {
-    let results = conn
-        .simple_query("SELECT pg_export_snapshot()")
-        .await
-        .map_err(SyncError::Setup)?;
+/// Opens the leader's `REPEATABLE READ READ ONLY` transaction and exports its snapshot, which
+/// the workers import; returns the snapshot's name.
+pub async fn begin_exported_snapshot(conn: &mut Connection) -> Result<String, wire::Error> {
+    conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let results = conn.simple_query("SELECT pg_export_snapshot()").await?;
     results
         .first()
         .and_then(|r| r.rows.first())
         .and_then(|row| row.first().cloned().flatten())
-        .ok_or_else(|| {
-            SyncError::Setup(wire::Error::protocol(
-                "pg_export_snapshot() returned no row",
-            ))
-        })
+        .ok_or_else(|| wire::Error::protocol("pg_export_snapshot() returned no row"))
 }
 
 /// Reads the tables with `leader` (already inside the snapshot's transaction) plus workers that
