@@ -17,12 +17,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::send_migrations;
 use super::table_options::TableSettings;
 use crate::catalog::{quote_ident, Table};
 use crate::incremental::{
     plan_read, CursorColumn, Mode, PgSnapshot, Position, Read, Scope, StateTable,
 };
-use crate::plugin::service::{BackendOptions, SourceError, SyncMessage, SyncSender};
+use crate::plugin::service::{BackendOptions, SourceError, SyncSender};
 use crate::plugin::state_client::StateClient;
 use crate::sync::engine::{self, SyncOptions, TableDone};
 use crate::sync::plan::{from_clause, TablePlan};
@@ -119,25 +120,22 @@ impl IncrementalSync<'_> {
                     ))
                 })?),
             };
-            let cursor = match &t.mode {
-                Mode::Cursor { column } => Some(
+            // Cursor mode: the largest value now (the new position) and the column's SQL type.
+            let (cursor, cursor_column) = match &t.mode {
+                Mode::Cursor { column } => (
                     max_cursor(&mut leader, plan, column)
                         .await
                         .map_err(|e| SourceError::from_error(&e))?,
+                    plan.table
+                        .columns
+                        .iter()
+                        .find(|c| &c.name == column)
+                        .map(|c| CursorColumn {
+                            name: &c.name,
+                            type_name: &c.type_name,
+                        }),
                 ),
-                Mode::Xmin => None,
-            };
-            let cursor_column = match &t.mode {
-                Mode::Cursor { column } => plan
-                    .table
-                    .columns
-                    .iter()
-                    .find(|c| &c.name == column)
-                    .map(|c| CursorColumn {
-                        name: &c.name,
-                        type_name: &c.type_name,
-                    }),
-                Mode::Xmin => None,
+                Mode::Xmin => (None, None),
             };
             let read = plan_read(
                 previous.as_ref(),
@@ -168,17 +166,15 @@ impl IncrementalSync<'_> {
                     mode: t.mode,
                     snapshot: current.clone(),
                     next_xid,
-                    cursor: cursor.flatten(),
+                    cursor,
                     scope: t.scope,
                 },
             });
         }
 
-        for plan in &plans {
-            out.send(SyncMessage::MigrateTable(plan.schema.clone()))
-                .await
-                .map_err(|e| SourceError::from_error(&e))?;
-        }
+        send_migrations(&out, &plans)
+            .await
+            .map_err(|e| SourceError::from_error(&e))?;
         let names: Vec<String> = plans.iter().map(|p| p.table.display_name.clone()).collect();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let options = SyncOptions {

@@ -18,7 +18,8 @@ use crate::catalog::{self, select::select, Catalog, Table};
 use crate::cdc::{self, Backfill, BackfillFuture, CdcError, CdcOptions, StreamTable};
 use crate::decode::types::CQ_INCREMENTAL;
 use crate::plugin::service::{
-    FailureCode, Source, SourceError, SyncMessage, SyncRequest, SyncSender, TestConnectionOutcome,
+    FailureCode, SendError, Source, SourceError, SyncMessage, SyncRequest, SyncSender,
+    TestConnectionOutcome,
 };
 use crate::plugin::spec::{render_table_name, Spec};
 use crate::sync::engine::{self, SyncOptions};
@@ -165,11 +166,9 @@ impl Source for PostgresSource {
             .run(plans, options, out)
             .await;
         }
-        for plan in &plans {
-            out.send(SyncMessage::MigrateTable(plan.schema.clone()))
-                .await
-                .map_err(|e| SourceError::msg(e.to_string()))?;
-        }
+        send_migrations(&out, &plans)
+            .await
+            .map_err(|e| SourceError::msg(e.to_string()))?;
         if plans.is_empty() {
             return Ok(());
         }
@@ -473,6 +472,15 @@ async fn sync_cdc(
     result.map_err(|e| SourceError::msg(e.to_string()))
 }
 
+/// Every plan's `migrate_table`, in plan order: before any row, as the CLI expects.
+async fn send_migrations(out: &SyncSender, plans: &[TablePlan]) -> Result<(), SendError> {
+    for plan in plans {
+        out.send(SyncMessage::MigrateTable(plan.schema.clone()))
+            .await?;
+    }
+    Ok(())
+}
+
 fn schema_table_name(schema: &SchemaRef) -> String {
     schema
         .metadata()
@@ -502,11 +510,7 @@ impl Backfill for EngineBackfill<'_> {
                 .iter()
                 .filter_map(|t| self.plans.iter().find(|p| p.table.oid == t.oid).cloned())
                 .collect();
-            for plan in &plans {
-                self.out
-                    .send(SyncMessage::MigrateTable(plan.schema.clone()))
-                    .await?;
-            }
+            send_migrations(&self.out, &plans).await?;
             // CDC's own connection holds the snapshot open; the engine reads through connections
             // of its own that import it.
             let leader = engine::open_in_snapshot(self.config, snapshot_name).await?;
