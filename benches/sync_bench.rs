@@ -229,8 +229,8 @@ fn main() -> ExitCode {
         "exec" => exec(rest),
         "selftest" => harness::ipc::selftest().map(|()| json!({"selftest": "ok"})),
         "limits" => Ok(json!({
-            "sync_channel_capacity": cq_source_postgresql::plugin::service::SYNC_CHANNEL_CAPACITY,
-            "default_concurrency": cq_source_postgresql::plugin::spec::DEFAULT_CONCURRENCY,
+            "sync_channel_capacity": cq_source_postgresql::output::SYNC_CHANNEL_CAPACITY,
+            "default_concurrency": cq_source_postgresql::source::spec::DEFAULT_CONCURRENCY,
         })),
         "-h" | "--help" => {
             println!("{USAGE}");

@@ -21,6 +21,8 @@ pub mod cdc;
 pub mod decode;
 pub mod incremental;
 pub mod logging;
+pub mod output;
+pub mod pb;
 pub mod plugin;
 pub mod source;
 pub mod sync;

@@ -17,10 +17,8 @@ use cq_source_postgresql::cdc::{
     self, Backfill, BackfillFuture, CdcError, CdcOptions, StreamTable,
 };
 use cq_source_postgresql::decode::{CopyBinaryDecoder, PgType};
-use cq_source_postgresql::plugin::pb::plugin::v3 as pb;
-use cq_source_postgresql::plugin::service::{SyncMessage, SyncReceiver, SyncSender};
+use cq_source_postgresql::output::{Delivery, SyncMessage, SyncReceiver, SyncSender};
 use cq_source_postgresql::wire::{Config, Connection};
-use pb::sync::response::Message;
 use support::pg::{roles, PgOptions, PgServer};
 
 struct CopyBackfill {
@@ -43,12 +41,18 @@ impl Backfill for CopyBackfill {
                 let sql = cq_source_postgresql::sync::plan::copy_statement(t, None, None, None);
                 let types: Vec<PgType> = t.columns.iter().map(|c| c.pg_type.clone()).collect();
                 let mut dec = CopyBinaryDecoder::new(&types);
+                let decode_error = |source| CdcError::Value {
+                    table: t.name.clone(),
+                    column: "(COPY row)".into(),
+                    lsn: 0,
+                    source,
+                };
                 let mut copy = leader.copy_out(&sql).await?;
                 while let Some(frame) = copy.next_frame().await? {
-                    dec.decode_frame(frame)?;
+                    dec.decode_frame(frame).map_err(decode_error)?;
                 }
                 if dec.rows() > 0 {
-                    let batch = dec.finish(schema)?;
+                    let batch = dec.finish(schema).map_err(decode_error)?;
                     self.out.send(SyncMessage::Insert(batch)).await?;
                 }
             }
@@ -116,14 +120,14 @@ fn cell(col: &dyn Array, i: usize) -> Option<String> {
 }
 
 impl Dest {
-    fn apply(&mut self, m: Message) {
+    fn apply(&mut self, m: Delivery) {
         match m {
-            Message::MigrateTable(t) => {
-                let (name, _) = batches(&t.table);
+            Delivery::MigrateTable { schema, .. } => {
+                let (name, _) = batches(&schema);
                 self.migrates.push(name);
             }
-            Message::Insert(r) => {
-                let (name, bs) = batches(&r.record);
+            Delivery::Insert { record, .. } => {
+                let (name, bs) = batches(&record);
                 self.inserts += 1;
                 for b in bs {
                     let schema = b.schema();
@@ -142,7 +146,7 @@ impl Dest {
                     }
                 }
             }
-            Message::DeleteRecord(d) => {
+            Delivery::DeleteRecord(d) => {
                 self.deletes += 1;
                 assert_eq!(d.where_clause.len(), 1);
                 let preds = &d.where_clause[0].predicates;
@@ -157,7 +161,8 @@ impl Dest {
                     .or_default()
                     .remove(&id);
             }
-            Message::Error(e) => panic!("error message {e:?}"),
+            Delivery::TableFailed(e) => panic!("table failed: {e:?}"),
+            Delivery::Failed(e) => panic!("sync failed: {e}"),
         }
     }
 
@@ -172,8 +177,7 @@ impl Dest {
         while !done(self) {
             let left = end.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, rx.recv()).await {
-                Ok(Some(Ok(resp))) => self.apply(resp.message.expect("message")),
-                Ok(Some(Err(status))) => panic!("stream failed: {status}"),
+                Ok(Some(delivery)) => self.apply(delivery),
                 Ok(None) => panic!("stream ended"),
                 Err(_) => panic!("timed out; state {self:?}"),
             }
@@ -225,8 +229,8 @@ fn start_cdc(
     cdc_id: &str,
     tables: Vec<StreamTable>,
 ) -> (tokio::task::JoinHandle<Result<(), CdcError>>, SyncReceiver) {
-    let (tx, rx) = SyncSender::channel(64, false);
-    let names = cdc::cdc_names(cdc_id).expect("names");
+    let (tx, rx) = cq_source_postgresql::output::channel(64);
+    let names = cdc::CdcId::parse(cdc_id).expect("names").names().clone();
     let handle = tokio::spawn(async move {
         let backfill = CopyBackfill { out: tx.clone() };
         let r = cdc::run(
@@ -374,7 +378,7 @@ async fn prerequisites_fail_clearly_on_wal_level_replica() {
         .map(|s| s.table)
         .collect();
     let mut conn = Connection::connect(&cfg).await.unwrap();
-    let names = cdc::cdc_names("x").unwrap();
+    let names = cdc::CdcId::parse("x").unwrap().names().clone();
     let err = cdc::check_prerequisites(&mut conn, &names, &tables)
         .await
         .unwrap_err()
@@ -398,7 +402,7 @@ async fn prerequisites_need_a_streamable_table_and_replication() {
         .map(|s| s.table)
         .collect();
     let mut conn = Connection::connect(&cfg).await.unwrap();
-    let names = cdc::cdc_names("x").unwrap();
+    let names = cdc::CdcId::parse("x").unwrap().names().clone();
     let err = cdc::check_prerequisites(&mut conn, &names, &tables)
         .await
         .unwrap_err()
@@ -562,10 +566,10 @@ async fn killed_at_random_moments_converges() {
             Duration::from_millis(300 + (seed >> 33) % 1500)
         };
         let end = Instant::now() + run_for;
-        while let Ok(Some(Ok(resp))) =
+        while let Ok(Some(delivery)) =
             tokio::time::timeout(end.saturating_duration_since(Instant::now()), rx.recv()).await
         {
-            dest.apply(resp.message.expect("message"));
+            dest.apply(delivery);
         }
         task.abort();
         let _ = task.await;
@@ -586,7 +590,7 @@ fn confirmed_flush(pg: &PgServer, slot: &str) -> u64 {
     let text = pg.psql(&format!(
         "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
     ));
-    cdc::setup::parse_lsn(&text).expect("lsn")
+    cdc::parse_lsn(&text).expect("lsn")
 }
 
 /// The acknowledged position holds back the safety margin after a hand-off, then advances;
@@ -608,7 +612,7 @@ async fn acknowledges_after_the_margin_and_follows_idle_wal() {
         .await;
     let start = confirmed_flush(&pg, "cq_acks");
     pg.psql("INSERT INTO a VALUES (1, 'x')");
-    let after_insert = cdc::setup::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
+    let after_insert = cdc::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
     let t0 = Instant::now();
     dest.until(&mut rx, Duration::from_secs(10), |d| {
         d.table("a").len() == 1
@@ -622,14 +626,14 @@ async fn acknowledges_after_the_margin_and_follows_idle_wal() {
     );
     // WAL for a table that is not published.
     pg.psql("INSERT INTO other SELECT generate_series(1, 1000)");
-    let other_end = cdc::setup::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
+    let other_end = cdc::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
     let mut confirmed = start;
     while t0.elapsed() < Duration::from_secs(25) {
         // Drain what the stream sends (nothing but keep the channel moving).
-        while let Ok(Some(Ok(resp))) =
+        while let Ok(Some(delivery)) =
             tokio::time::timeout(Duration::from_millis(10), rx.recv()).await
         {
-            dest.apply(resp.message.expect("message"));
+            dest.apply(delivery);
         }
         confirmed = confirmed_flush(&pg, "cq_acks");
         if confirmed >= other_end {
@@ -749,7 +753,7 @@ async fn two_cdc_ids_side_by_side() {
     t1.abort();
     let _ = t1.await;
     let mut conn = Connection::connect(&cfg).await.unwrap();
-    let names = cdc::cdc_names("one").unwrap();
+    let names = cdc::CdcId::parse("one").unwrap().names().clone();
     let end = Instant::now() + Duration::from_secs(15);
     let done = loop {
         match cdc::drop_objects(&mut conn, &names).await {

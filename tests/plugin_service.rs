@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use cq_source_postgresql::plugin::pb::discovery::v1 as disc;
-use cq_source_postgresql::plugin::pb::plugin::v3 as pb;
+use cq_source_postgresql::output::{SendError, SyncMessage, SyncSender, TableError, TableFailure};
+use cq_source_postgresql::pb::discovery::v1 as disc;
+use cq_source_postgresql::pb::plugin::v3 as pb;
 use cq_source_postgresql::plugin::server::{serve_listener, Listener};
-use cq_source_postgresql::plugin::service::{
-    FailureCode, PluginService, SendError, Source, SourceError, SyncMessage, SyncRequest,
-    SyncSender, TestConnectionOutcome, MAX_GRPC_MESSAGE,
+use cq_source_postgresql::plugin::service::{PluginService, MAX_GRPC_MESSAGE};
+use cq_source_postgresql::source::spec::{accept_any_conn_string, Spec};
+use cq_source_postgresql::source::{
+    FailureCode, Source, SourceError, SyncRequest, TestConnectionOutcome,
 };
-use cq_source_postgresql::plugin::spec::{accept_any_conn_string, Spec};
 use pb::plugin_client::PluginClient;
 use pb::sync::response::Message;
 use tokio::sync::{oneshot, Notify};
@@ -98,7 +99,7 @@ impl Source for Scripted {
             if matches!(r, Err(SendError::Closed)) {
                 self.saw_closed.store(true, Ordering::SeqCst);
             }
-            r.map_err(|e| SourceError::from_error(&e))
+            r.map_err(SourceError::Send)
         };
         match mode.as_str() {
             "block" => {
@@ -123,10 +124,11 @@ impl Source for Scripted {
                 sent(send(SyncMessage::MigrateTable(schema("users"))).await)?;
                 sent(send(SyncMessage::Insert(batch("users", 3, 1))).await)?;
                 sent(
-                    send(SyncMessage::Error {
+                    send(SyncMessage::TableFailed(TableFailure {
                         table: "orders".into(),
-                        error: "permission denied for table orders".into(),
-                    })
+                        rows_sent: 0,
+                        error: TableError::Truncated,
+                    }))
                     .await,
                 )?;
                 if mode == "fail" {
@@ -421,7 +423,7 @@ async fn sync_error_messages_only_when_asked() {
         panic!("{messages:?}")
     };
     assert_eq!(e.table_name, "orders");
-    assert_eq!(e.error, "permission denied for table orders");
+    assert_eq!(e.error, TableError::Truncated.to_string());
 }
 
 #[tokio::test]

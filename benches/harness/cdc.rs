@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Int64Array};
-use cq_source_postgresql::plugin::pb::plugin::v3 as pb;
+use cq_source_postgresql::pb::plugin::v3 as pb;
 use cq_source_postgresql::wire::{Config, Connection};
 use pb::sync::response::Message;
 use serde_json::{json, Value};
@@ -425,7 +425,10 @@ pub async fn run(opts: &CdcOptions) -> Result<Value, String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or("the spec must set cdc_id")?;
-    let names = cq_source_postgresql::cdc::cdc_names(cdc_id)?;
+    let names = cq_source_postgresql::cdc::CdcId::parse(cdc_id)
+        .map_err(|e| e.to_string())?
+        .names()
+        .clone();
     let cfg = harness_config(&spec)?;
     let ceiling_slot = format!("{}_ceiling", names.slot);
     let result = tokio::time::timeout(opts.timeout, measure(opts, &cfg, &names, &ceiling_slot))

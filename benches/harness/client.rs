@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cq_source_postgresql::plugin::pb::discovery::v1 as disc;
-use cq_source_postgresql::plugin::pb::plugin::v3 as pb;
+use cq_source_postgresql::pb::discovery::v1 as disc;
+use cq_source_postgresql::pb::plugin::v3 as pb;
 use hyper_util::rt::TokioIo;
 use pb::sync::response::Message;
 use serde_json::json;

@@ -5,7 +5,7 @@
 #![no_main]
 
 use cq_source_postgresql::incremental::{plan_read, CursorColumn, PgSnapshot, Position};
-use cq_source_postgresql::plugin::state_client::decode_state_rows;
+use cq_source_postgresql::source::state_client::decode_state_rows;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -26,39 +26,79 @@ pub struct CdcNames {
     pub publication: String,
 }
 
-/// Derive the names per the module's rule, or explain the rule in the error.
-pub fn cdc_names(cdc_id: &str) -> Result<CdcNames, String> {
-    let rule = format!(
-        "cdc_id must be 1 to {MAX_CDC_ID_LEN} characters of ASCII letters, digits, '_' and '-' \
-         (the replication slot and publication are named {NAME_PREFIX}<cdc_id lower-cased, '-' \
-         replaced by '_'>)"
-    );
-    if cdc_id.is_empty() {
-        return Err(format!("{rule}; it is empty"));
+/// A valid `cdc_id` and the names derived from it: the one place that states the rule. The
+/// spec holds one; the JSON schema's pattern is [`CdcId::json_pattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdcId {
+    given: String,
+    names: CdcNames,
+}
+
+/// A `cdc_id` that breaks the rule; the message states the rule and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} ({problem})", CdcId::RULE)]
+pub struct CdcIdError {
+    pub problem: String,
+}
+
+impl CdcId {
+    pub const RULE: &'static str = "must consist of ASCII letters, digits, '_' and '-' \
+        (lower-cased, '-' becomes '_') and be at most 60 characters, so that the replication \
+        slot name cq_<cdc_id> is valid";
+
+    pub fn parse(cdc_id: &str) -> Result<CdcId, CdcIdError> {
+        let problem = |problem: String| Err(CdcIdError { problem });
+        if cdc_id.is_empty() {
+            return problem("it is empty".into());
+        }
+        if let Some(bad) = cdc_id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return problem(format!("{cdc_id:?} contains {bad:?}"));
+        }
+        if cdc_id.len() > MAX_CDC_ID_LEN {
+            return problem(format!("{cdc_id:?} has {} characters", cdc_id.len()));
+        }
+        let name: String = NAME_PREFIX
+            .chars()
+            .chain(cdc_id.chars().map(|c| match c {
+                '-' => '_',
+                c => c.to_ascii_lowercase(),
+            }))
+            .collect();
+        Ok(CdcId {
+            given: cdc_id.to_string(),
+            names: CdcNames {
+                slot: name.clone(),
+                publication: name,
+            },
+        })
     }
-    if let Some(bad) = cdc_id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        return Err(format!("{rule}; {cdc_id:?} contains {bad:?}"));
+
+    /// The rule as a JSON-schema pattern; the empty string (CDC off) also matches.
+    pub fn json_pattern() -> String {
+        format!("^(?:[A-Za-z0-9_-]{{1,{MAX_CDC_ID_LEN}}})?$")
     }
-    if cdc_id.len() > MAX_CDC_ID_LEN {
-        return Err(format!(
-            "{rule}; {cdc_id:?} has {} characters",
-            cdc_id.len()
-        ));
+
+    /// The id as written in the spec.
+    pub fn as_str(&self) -> &str {
+        &self.given
     }
-    let name: String = NAME_PREFIX
-        .chars()
-        .chain(cdc_id.chars().map(|c| match c {
-            '-' => '_',
-            c => c.to_ascii_lowercase(),
-        }))
-        .collect();
-    Ok(CdcNames {
-        slot: name.clone(),
-        publication: name,
-    })
+
+    pub fn names(&self) -> &CdcNames {
+        &self.names
+    }
+
+    /// The replication slot: `cq_` + the normalised id.
+    pub fn slot_name(&self) -> &str {
+        &self.names.slot
+    }
+
+    /// The publication: same name as the slot.
+    pub fn publication_name(&self) -> &str {
+        &self.names.publication
+    }
 }
 
 #[cfg(test)]
@@ -67,31 +107,32 @@ mod tests {
 
     #[test]
     fn derives_valid_names() {
-        let n = cdc_names("My-Source_2").unwrap();
-        assert_eq!(n.slot, "cq_my_source_2");
-        assert_eq!(n.publication, "cq_my_source_2");
+        let n = CdcId::parse("My-Source_2").unwrap();
+        assert_eq!(n.slot_name(), "cq_my_source_2");
+        assert_eq!(n.publication_name(), "cq_my_source_2");
+        assert_eq!(n.as_str(), "My-Source_2");
         let long = "a".repeat(MAX_CDC_ID_LEN);
-        assert_eq!(cdc_names(&long).unwrap().slot.len(), MAX_NAME_LEN);
-        assert_eq!(cdc_names("0").unwrap().slot, "cq_0");
+        assert_eq!(CdcId::parse(&long).unwrap().slot_name().len(), MAX_NAME_LEN);
+        assert_eq!(CdcId::parse("0").unwrap().slot_name(), "cq_0");
     }
 
     #[test]
     fn rejects_with_the_rule() {
         for bad in ["", "a b", "{{YEAR}}", "é", "a.b", "a\"b", "x;drop"] {
-            let e = cdc_names(bad).unwrap_err();
-            assert!(e.contains("cdc_id must be"), "{e}");
+            let e = CdcId::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with(CdcId::RULE), "{e}");
         }
-        let e = cdc_names(&"a".repeat(MAX_CDC_ID_LEN + 1)).unwrap_err();
-        assert!(e.contains("61 characters"), "{e}");
+        let e = CdcId::parse(&"a".repeat(MAX_CDC_ID_LEN + 1)).unwrap_err();
+        assert!(e.problem.contains("61 characters"), "{e}");
     }
 
     #[test]
     fn every_accepted_name_is_a_valid_slot_name() {
         for id in ["A", "a-b", "Z_9-x", "--", "__"] {
-            let n = cdc_names(id).unwrap();
-            assert!(n.slot.len() <= MAX_NAME_LEN);
+            let n = CdcId::parse(id).unwrap();
+            assert!(n.slot_name().len() <= MAX_NAME_LEN);
             assert!(n
-                .slot
+                .slot_name()
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         }

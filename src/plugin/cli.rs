@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::server::{self, Network, ServeOptions};
 use super::service::{PluginService, PLUGIN_NAME, PLUGIN_VERSION};
-use super::spec::ConnStringCheck;
+use crate::source::spec::ConnStringCheck;
 use crate::logging::{Format, Level};
 
 pub const BINARY: &str = "cq-source-postgresql";
@@ -220,23 +220,16 @@ fn parse_cleanup(args: &[String]) -> Result<Command, UsageError> {
 
 /// Drops one `cdc_id`'s slot and publication; returns one line per object (dropped or absent).
 fn cleanup_cdc(connection_string: &str, cdc_id: &str) -> Result<Vec<String>, String> {
-    let names = crate::cdc::cdc_names(cdc_id).map_err(|e| format!("cdc_id: {e}"))?;
+    let cdc_id = crate::cdc::CdcId::parse(cdc_id).map_err(|e| format!("cdc_id: {e}"))?;
     let config = crate::wire::Config::parse(connection_string)
         .map_err(|e| format!("connection_string: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
-    runtime.block_on(async {
-        let mut conn = crate::wire::Connection::connect(&config)
-            .await
-            .map_err(|e| format!("failed to connect to PostgreSQL: {e}"))?;
-        let dropped = crate::cdc::drop_objects(&mut conn, &names)
-            .await
-            .map_err(|e| e.to_string());
-        conn.close().await;
-        dropped
-    })
+    runtime
+        .block_on(crate::cdc::cleanup(&config, &cdc_id))
+        .map_err(|e| crate::source::api::chain_text(&e))
 }
 
 /// Entry point of the binary.

@@ -24,7 +24,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
-use super::service::{DiscoveryService, PluginService, Source, PLUGIN_NAME, PLUGIN_VERSION};
+use super::service::{DiscoveryService, PluginService, PLUGIN_NAME, PLUGIN_VERSION};
+use crate::source::Source;
 use super::transport::unix_incoming;
 use crate::logging::{Format, Level};
 use crate::{log_info, log_warn};

@@ -23,8 +23,10 @@ use crate::catalog::{quote_ident, Table};
 use crate::incremental::{
     plan_read, CursorColumn, Mode, PgSnapshot, Position, Read, Scope, StateTable,
 };
-use crate::plugin::service::{BackendOptions, SourceError, SyncSender};
-use crate::plugin::state_client::StateClient;
+use super::api::BackendOptions;
+use super::state_client::{StateClient, StateError};
+use crate::incremental::PositionError;
+use crate::output::{SendError, SyncSender};
 use crate::sync::engine::{self, SyncOptions, TableDone};
 use crate::sync::plan::{from_clause, TablePlan};
 use crate::wire::{self, Connection};
@@ -33,6 +35,38 @@ use crate::{log_error, log_info, log_warn};
 /// First server version with `pg_current_snapshot()`; 12 has the same 64-bit values from
 /// `txid_current_snapshot()`.
 const PG_CURRENT_SNAPSHOT_VERSION: u32 = 130000;
+
+/// Why an incremental sync could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum IncrementalError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("failed to start the sync: {0}")]
+    Start(#[source] wire::Error),
+    #[error(
+        "table {table}: the stored position under key {key:?} in the state table {state_table:?} \
+         {source}; to read the table whole again, delete that key from the state table at the \
+         destination (e.g. DELETE FROM {state_table} WHERE key = '{}')",
+        .key.replace('\'', "''")
+    )]
+    StoredPosition {
+        table: String,
+        key: String,
+        state_table: String,
+        #[source]
+        source: PositionError,
+    },
+    #[error("table {table}: reading the cursor's largest value: {source}")]
+    Cursor {
+        table: String,
+        #[source]
+        source: wire::Error,
+    },
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error(transparent)]
+    Sync(#[from] engine::SyncError),
+}
 
 /// An incremental table of this sync.
 pub struct IncrementalTable {
@@ -74,15 +108,10 @@ impl IncrementalSync<'_> {
         mut plans: Vec<TablePlan>,
         options: SyncOptions,
         out: SyncSender,
-    ) -> Result<(), SourceError> {
+    ) -> Result<(), IncrementalError> {
         let backend = &self.backend;
-        let client = StateClient::connect(&backend.connection, &backend.table_name)
-            .await
-            .map_err(|e| SourceError::from_error(&e))?;
-        let state = client
-            .load()
-            .await
-            .map_err(|e| SourceError::from_error(&e))?;
+        let client = StateClient::connect(&backend.connection, &backend.table_name).await?;
+        let state = client.load().await?;
         log_info!(
             "state backend loaded",
             table = backend.table_name.as_str(),
@@ -91,33 +120,27 @@ impl IncrementalSync<'_> {
 
         let mut leader = Connection::connect(self.config)
             .await
-            .map_err(|e| SourceError::msg(format!("failed to start the sync: {e}")))?;
+            .map_err(IncrementalError::Start)?;
         let begin = async {
             let name = engine::begin_exported_snapshot(&mut leader).await?;
             let current = current_snapshot(&mut leader).await?;
             let next_xid = next_xid(&mut leader, &current).await?;
             Ok::<_, wire::Error>((name, current, next_xid))
         };
-        let (snapshot_name, current, next_xid) = begin
-            .await
-            .map_err(|e| SourceError::msg(format!("failed to start the sync: {e}")))?;
+        let (snapshot_name, current, next_xid) = begin.await.map_err(IncrementalError::Start)?;
 
         let mut pending = Vec::with_capacity(self.tables.len());
         for t in self.tables {
             let plan = &mut plans[t.plan];
             let previous = match state.get(&t.key) {
                 None | Some("") => None,
-                Some(text) => Some(Position::from_json(text).map_err(|e| {
-                    SourceError::msg(format!(
-                        "table {}: the stored position under key {:?} in the state table {:?} {e}; \
-                         to read the table whole again, delete that key from the state table at \
-                         the destination (e.g. DELETE FROM {} WHERE key = '{}')",
-                        plan.table.display_name,
-                        t.key,
-                        backend.table_name,
-                        backend.table_name,
-                        t.key.replace('\'', "''")
-                    ))
+                Some(text) => Some(Position::from_json(text).map_err(|source| {
+                    IncrementalError::StoredPosition {
+                        table: plan.table.display_name.clone(),
+                        key: t.key.clone(),
+                        state_table: backend.table_name.clone(),
+                        source,
+                    }
                 })?),
             };
             // Cursor mode: the largest value now (the new position) and the column's SQL type.
@@ -125,7 +148,10 @@ impl IncrementalSync<'_> {
                 Mode::Cursor { column } => (
                     max_cursor(&mut leader, plan, column)
                         .await
-                        .map_err(|e| SourceError::from_error(&e))?,
+                        .map_err(|source| IncrementalError::Cursor {
+                            table: plan.table.display_name.clone(),
+                            source,
+                        })?,
                     plan.table
                         .columns
                         .iter()
@@ -172,9 +198,7 @@ impl IncrementalSync<'_> {
             });
         }
 
-        send_migrations(&out, &plans)
-            .await
-            .map_err(|e| SourceError::from_error(&e))?;
+        send_migrations(&out, &plans).await?;
         let names: Vec<String> = plans.iter().map(|p| p.table.display_name.clone()).collect();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let options = SyncOptions {
@@ -191,7 +215,7 @@ impl IncrementalSync<'_> {
         );
         let store = store_positions(done_rx, pending, state, &client, &out, &names);
         let (read, stored) = tokio::join!(read, store);
-        read.map_err(|e| SourceError::from_error(&e))?;
+        read?;
         if stored > 0 {
             log_info!("incremental positions stored", tables = stored);
         }
@@ -262,7 +286,7 @@ async fn store_positions(
                 log_error!(
                     "incremental: could not store the table's position; its changes will be read again next sync",
                     table = name,
-                    error = SourceError::from_error(&e).to_string()
+                    error = super::api::chain_text(&e)
                 );
             }
         }

@@ -2,10 +2,16 @@
 //! client, the catalog and the sync engine. The gRPC layer (`plugin`) only translates to and from
 //! these calls.
 //!
-//! - `table_options`: the spec's per-table options resolved against the catalog;
-//! - `incremental`: a sync whose tables read only what changed since the stored position.
+//! - [`api`]: the [`Source`] trait the gRPC surface calls, its request and error types;
+//! - [`spec`]: the spec, its validation and its JSON Schema;
+//! - [`table_options`]: the spec's per-table options resolved against the catalog;
+//! - [`incremental`]: a sync whose tables read only what changed since the stored position;
+//! - [`state_client`]: the client of CloudQuery's state backend (a destination plugin over gRPC).
 
+pub mod api;
 pub mod incremental;
+pub mod spec;
+pub mod state_client;
 pub mod table_options;
 
 use std::sync::Arc;
@@ -15,13 +21,13 @@ use arrow_schema::SchemaRef;
 use tokio::sync::Mutex;
 
 use crate::catalog::{self, select::select, Catalog, Table};
-use crate::cdc::{self, Backfill, BackfillFuture, CdcError, CdcOptions, StreamTable};
+use crate::cdc::{self, Backfill, BackfillFuture, CdcError, CdcId, CdcOptions, StreamTable};
 use crate::decode::types::CQ_INCREMENTAL;
-use crate::plugin::service::{
-    FailureCode, SendError, Source, SourceError, SyncMessage, SyncRequest, SyncSender,
-    TestConnectionOutcome,
+use crate::output::{SendError, SyncMessage, SyncSender};
+pub use api::{
+    BackendOptions, FailureCode, Shard, Source, SourceError, SyncRequest, TestConnectionOutcome,
 };
-use crate::plugin::spec::{render_table_name, Spec};
+use spec::{render_table_name, Spec};
 use crate::sync::engine::{self, SyncOptions};
 use crate::sync::plan::shard;
 use crate::sync::TablePlan;
@@ -62,8 +68,8 @@ impl PostgresSource {
 impl Source for PostgresSource {
     async fn init(&self, spec: Spec, no_connection: bool) -> Result<(), SourceError> {
         // The service has applied `pgx_log_level` and logged the accepted spec already.
-        let config = wire::Config::parse(&spec.connection_string)
-            .map_err(|e| SourceError::msg(format!("connection_string: {e}")))?;
+        let config =
+            wire::Config::parse(&spec.connection_string).map_err(SourceError::ConnectionString)?;
         let catalog = match discover(&config, &spec.values).await {
             Ok(catalog) => catalog,
             // `cloudquery tables` / `migrate` send no_connection: list nothing rather than fail.
@@ -74,11 +80,12 @@ impl Source for PostgresSource {
                 );
                 Catalog::default()
             }
-            Err(e) => return Err(SourceError::msg(e.to_string())),
+            Err(DiscoverError::Connect(e)) => return Err(SourceError::Connect(e)),
+            Err(DiscoverError::Catalog(e)) => return Err(SourceError::Catalog(e)),
         };
         let options = resolve_table_options(&spec, &config, &catalog, no_connection).await?;
         if let (Some(cdc_id), false) = (&spec.cdc_id, no_connection) {
-            check_cdc(&config, cdc_id.as_str(), &catalog, &options).await?;
+            check_cdc(&config, cdc_id, &catalog, &options).await?;
         }
         *self.state.lock().await = Some(Arc::new(Initialized {
             spec,
@@ -134,7 +141,7 @@ impl Source for PostgresSource {
         };
         if let Some(cdc_id) = &state.spec.cdc_id {
             // CDC streams every selected table until the CLI goes away; shards do not apply.
-            return sync_cdc(&state, cdc_id.as_str(), plans, options, out).await;
+            return sync_cdc(&state, cdc_id, plans, options, out).await;
         }
         let incremental: Vec<_> = plans
             .iter()
@@ -158,23 +165,19 @@ impl Source for PostgresSource {
                     .collect();
                 return Err(SourceError::msg(missing_backend_message(&names)));
             };
-            return IncrementalSync {
+            return Ok(IncrementalSync {
                 config: &state.config,
                 backend,
                 tables: incremental,
             }
             .run(plans, options, out)
-            .await;
+            .await?);
         }
-        send_migrations(&out, &plans)
-            .await
-            .map_err(|e| SourceError::msg(e.to_string()))?;
+        send_migrations(&out, &plans).await?;
         if plans.is_empty() {
             return Ok(());
         }
-        engine::run(&state.config, plans, options, out)
-            .await
-            .map_err(|e| SourceError::msg(e.to_string()))
+        Ok(engine::run(&state.config, plans, options, out).await?)
     }
 
     async fn test_connection(&self, spec: Spec) -> TestConnectionOutcome {
@@ -371,7 +374,7 @@ async fn resolve_table_options(
     }
     let mut conn = Connection::connect(config)
         .await
-        .map_err(|e| SourceError::msg(format!("failed to connect to PostgreSQL: {e}")))?;
+        .map_err(SourceError::Connect)?;
     let checked = table_options::check_filters(&mut conn, catalog, &resolved).await;
     conn.close().await;
     checked.map_err(fail)?;
@@ -395,14 +398,14 @@ fn stream_table(table: Table, settings: Option<&TableSettings>, dest_name: Strin
 /// misconfigured server fails `cloudquery sync` at once with an actionable message.
 async fn check_cdc(
     config: &wire::Config,
-    cdc_id: &str,
+    cdc_id: &CdcId,
     catalog: &Catalog,
     options: &ResolvedOptions,
 ) -> Result<(), SourceError> {
-    let names = cdc::cdc_names(cdc_id).map_err(|e| SourceError::msg(format!("cdc_id: {e}")))?;
+    let names = cdc_id.names();
     let mut conn = Connection::connect(config)
         .await
-        .map_err(|e| SourceError::msg(format!("failed to connect to PostgreSQL: {e}")))?;
+        .map_err(SourceError::Connect)?;
     let with_options: Vec<StreamTable> = catalog
         .tables
         .iter()
@@ -416,14 +419,14 @@ async fn check_cdc(
             )
         })
         .collect();
-    let mut result = cdc::check_prerequisites(&mut conn, &names, &catalog.tables)
+    let mut result = cdc::check_prerequisites(&mut conn, names, &catalog.tables)
         .await
         .map(|_| ());
     if result.is_ok() {
         result = cdc::check_publication_options(&mut conn, &with_options).await;
     }
     conn.close().await;
-    result.map_err(|e| SourceError::msg(e.to_string()))?;
+    result?;
     log_info!(
         "CDC prerequisites met",
         slot = names.slot.as_str(),
@@ -434,12 +437,12 @@ async fn check_cdc(
 
 async fn sync_cdc(
     state: &Initialized,
-    cdc_id: &str,
+    cdc_id: &CdcId,
     plans: Vec<TablePlan>,
     options: SyncOptions,
     out: SyncSender,
 ) -> Result<(), SourceError> {
-    let names = cdc::cdc_names(cdc_id).map_err(|e| SourceError::msg(format!("cdc_id: {e}")))?;
+    let names = cdc_id.names();
     let selected: Vec<StreamTable> = plans
         .iter()
         .map(|p| {
@@ -458,7 +461,7 @@ async fn sync_cdc(
     };
     let result = cdc::run(
         &state.config,
-        &names,
+        names,
         selected,
         CdcOptions {
             rows_per_record: options.rows_per_record,
@@ -469,7 +472,7 @@ async fn sync_cdc(
     )
     .await;
     drop(backfill);
-    result.map_err(|e| SourceError::msg(e.to_string()))
+    Ok(result?)
 }
 
 /// Every plan's `migrate_table`, in plan order: before any row, as the CLI expects.
@@ -524,10 +527,8 @@ impl Backfill for EngineBackfill<'_> {
             )
             .await
             .map_err(|e| match e {
-                engine::SyncError::Cancelled => {
-                    CdcError::Send(crate::plugin::service::SendError::Closed)
-                }
-                other => CdcError::Backfill(other.to_string()),
+                engine::SyncError::Cancelled => CdcError::Send(SendError::Closed),
+                other => CdcError::Backfill(other),
             })
         })
     }

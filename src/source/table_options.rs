@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::catalog::select::glob_match;
 use crate::catalog::{Catalog, Column, RelKind, Table};
 use crate::decode::PgType;
-use crate::plugin::table_options::{IncrementalMode, TableOptionsEntry};
+use super::spec::{IncrementalMode, TableOptionsEntry};
 use crate::wire::{self, Connection};
 
 /// What the options say about one table.

@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 use crate::catalog::quote_literal;
 use crate::decode::rules::adjusted_message;
 use crate::decode::{CopyBinaryDecoder, DecodeError, ValueOptions};
-use crate::plugin::service::{SendError, SyncMessage, SyncSender};
+use crate::output::{SendError, SyncMessage, SyncSender, TableError, TableFailure};
 use crate::sync::plan::{item_statement, work_items, TablePlan, WorkItem};
 use crate::wire::{self, Connection};
-use crate::{log_debug, log_error, log_info, log_warn};
+use crate::{log_debug, log_info, log_warn};
 
 /// Knobs of a full sync (from the spec).
 #[derive(Clone, Debug)]
@@ -83,8 +83,8 @@ pub enum SyncError {
     },
     #[error("the sync was cancelled: the CloudQuery CLI stopped reading")]
     Cancelled,
-    #[error("{0}")]
-    Other(String),
+    #[error("a sync worker failed: {0}")]
+    Worker(#[source] tokio::task::JoinError),
 }
 
 /// Per-table counters, shared by the work items of one table (ctid ranges).
@@ -208,8 +208,7 @@ pub async fn run_in_snapshot(
     }
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
-        let outcome =
-            joined.unwrap_or_else(|e| Err(SyncError::Other(format!("sync worker failed: {e}"))));
+        let outcome = joined.unwrap_or_else(|e| Err(SyncError::Worker(e)));
         if let Err(e) = outcome {
             if result.is_ok() {
                 result = Err(e);
@@ -233,7 +232,7 @@ pub async fn run_in_snapshot(
         Err(e) if e.is_cancelled() => {}
         Err(e) => {
             if result.is_ok() {
-                result = Err(SyncError::Other(format!("sync worker failed: {e}")));
+                result = Err(SyncError::Worker(e));
             }
         }
     }
@@ -308,7 +307,7 @@ async fn read_item(
                 .await
                 .map_err(lost)?;
             progress.failed.store(true, Ordering::Relaxed);
-            report_table_error(name, &error, rows_sent);
+            report_table_error(shared, name, error, rows_sent).await?;
         }
     }
     if progress.items_left.fetch_sub(1, Ordering::AcqRel) == 1
@@ -372,33 +371,31 @@ enum ItemError {
     Table { error: TableError, rows_sent: u64 },
 }
 
-#[derive(Debug)]
-enum TableError {
-    Server(wire::Error),
-    Decode(String),
-}
-
-fn report_table_error(table: &str, error: &TableError, rows_sent: u64) {
-    match error {
-        // undefined_table: dropped between discovery and reading.
-        TableError::Server(e) if e.code() == Some("42P01") => log_warn!(
+/// A table that was dropped since discovery is skipped with a warning; any other failure goes
+/// to the output as the table's failure (the service logs it and, when asked, tells the CLI).
+async fn report_table_error(
+    shared: &Shared,
+    table: &str,
+    error: TableError,
+    rows_sent: u64,
+) -> Result<(), SyncError> {
+    // undefined_table: dropped between discovery and reading.
+    if error.sqlstate() == Some("42P01") {
+        log_warn!(
             "table no longer exists, skipped",
             table = table,
-            error = e.to_string()
-        ),
-        TableError::Server(e) => log_error!(
-            "table sync failed",
-            table = table,
-            error = e.to_string(),
-            sqlstate = e.code().unwrap_or(""),
-            rows_sent = rows_sent
-        ),
-        TableError::Decode(e) => log_error!(
-            "table sync failed: could not decode a value",
-            table = table,
-            error = e.as_str(),
-            rows_sent = rows_sent
-        ),
+            error = error.to_string()
+        );
+        return Ok(());
+    }
+    let failure = TableFailure {
+        table: table.to_string(),
+        rows_sent,
+        error,
+    };
+    match shared.out.send(SyncMessage::TableFailed(failure)).await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(SyncError::Cancelled),
     }
 }
 
@@ -426,14 +423,14 @@ async fn copy_item(
             })
         } else {
             ItemError::Table {
-                error: TableError::Server(e),
+                error: TableError::Read(e),
                 rows_sent,
             }
         }
     };
     let mut copy = conn.copy_out(sql).await.map_err(|e| fatal_or_table(e, 0))?;
     let (mut rows_sent, mut bytes_total, mut bytes_at_flush) = (0u64, 0u64, 0u64);
-    let mut decode_error: Option<String> = None;
+    let mut decode_error: Option<TableError> = None;
     loop {
         let frame = match copy.next_buffered() {
             Some(frame) => frame,
@@ -448,7 +445,7 @@ async fn copy_item(
             continue;
         }
         if let Err(e) = decoder.decode_frame(frame) {
-            decode_error = Some(describe_decode_error(plan, &e));
+            decode_error = Some(decode_failure(plan, e));
             continue;
         }
         let bytes = decoder.bytes();
@@ -462,13 +459,10 @@ async fn copy_item(
     }
     if decode_error.is_none() && !decoder.is_done() {
         // PostgreSQL always ends COPY BINARY with a trailer; without it rows may be missing.
-        decode_error = Some("COPY ended without the binary trailer".into());
+        decode_error = Some(TableError::Truncated);
     }
     if let Some(error) = decode_error {
-        return Err(ItemError::Table {
-            error: TableError::Decode(error),
-            rows_sent,
-        });
+        return Err(ItemError::Table { error, rows_sent });
     }
     if decoder.rows() > 0 {
         rows_sent += emit(shared, plan, &mut decoder).await?;
@@ -476,14 +470,18 @@ async fn copy_item(
     Ok((rows_sent, bytes_total, decoder.take_adjusted()))
 }
 
-/// Names the column (and its PostgreSQL type) a decode error happened in.
-fn describe_decode_error(plan: &TablePlan, error: &DecodeError) -> String {
+/// A decode error with the column (and its PostgreSQL type) it happened in, when known.
+fn decode_failure(plan: &TablePlan, error: DecodeError) -> TableError {
     match error {
-        DecodeError::Column { column, source } => match plan.table.columns.get(*column) {
-            Some(col) => format!("column {:?} ({}): {source}", col.name, col.type_name),
-            None => error.to_string(),
+        DecodeError::Column { column, source } => match plan.table.columns.get(column) {
+            Some(col) => TableError::DecodeColumn {
+                column: col.name.clone(),
+                column_type: col.type_name.clone(),
+                source: *source,
+            },
+            None => TableError::Decode(DecodeError::Column { column, source }),
         },
-        other => other.to_string(),
+        other => TableError::Decode(other),
     }
 }
 
@@ -495,7 +493,7 @@ async fn emit(
     let batch = decoder
         .finish(plan.schema.clone())
         .map_err(|e| ItemError::Table {
-            error: TableError::Decode(describe_decode_error(plan, &e)),
+            error: decode_failure(plan, e),
             rows_sent: 0,
         })?;
     let rows = batch.num_rows() as u64;
@@ -503,7 +501,7 @@ async fn emit(
         Ok(()) => Ok(rows),
         Err(SendError::Closed) => Err(ItemError::Fatal(SyncError::Cancelled)),
         Err(e) => Err(ItemError::Table {
-            error: TableError::Decode(e.to_string()),
+            error: TableError::Delivery(e),
             rows_sent: 0,
         }),
     }

@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use super::spec::SpecError;
+use super::SpecError;
 
 /// `incremental`: how tables without a `cursor_column` are synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,7 +85,7 @@ pub fn parse_incremental(value: Option<&Value>, errors: &mut Vec<SpecError>) -> 
                 "incremental",
                 format!(
                     "must be one of {names}, got {}",
-                    super::spec::json_kind(other)
+                    super::json_kind(other)
                 ),
             ));
             IncrementalMode::Off
@@ -106,7 +106,7 @@ pub fn parse_table_options(
                 "table_options",
                 format!(
                     "must be a list of entries like {{tables: [\"orders\"], cursor_column: updated_at}}, got {}",
-                    super::spec::json_kind(other)
+                    super::json_kind(other)
                 ),
             ));
             return Vec::new();
@@ -130,7 +130,7 @@ fn parse_entry(
             format!(
                 "must be a mapping with the keys {}, got {}",
                 ENTRY_KEYS.join(", "),
-                super::spec::json_kind(value)
+                super::json_kind(value)
             ),
         ));
         return None;
@@ -212,7 +212,7 @@ fn non_empty_string(
         Some(other) => {
             errors.push(SpecError::new(
                 &format!("{entry}.{key}"),
-                format!("must be a string, got {}", super::spec::json_kind(other)),
+                format!("must be a string, got {}", super::json_kind(other)),
             ));
             None
         }
@@ -225,7 +225,7 @@ fn string_list(field: &str, value: &Value, errors: &mut Vec<SpecError>) -> Vec<S
             field,
             format!(
                 "must be a list of strings, got {}",
-                super::spec::json_kind(value)
+                super::json_kind(value)
             ),
         ));
         return Vec::new();
@@ -240,7 +240,7 @@ fn string_list(field: &str, value: &Value, errors: &mut Vec<SpecError>) -> Vec<S
             )),
             other => errors.push(SpecError::new(
                 &format!("{field}[{i}]"),
-                format!("must be a string, got {}", super::spec::json_kind(other)),
+                format!("must be a string, got {}", super::json_kind(other)),
             )),
         }
     }

@@ -16,9 +16,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::ipc::{encode_batch, encode_schema};
-use super::pb::discovery::v1 as disc;
-use super::pb::plugin::v3 as pb;
+use crate::output::ipc::{encode_batch, encode_schema};
+use crate::pb::discovery::v1 as disc;
+use crate::pb::plugin::v3 as pb;
 use crate::decode::types::{
     CQ_INCREMENTAL, CQ_PRIMARY_KEY, CQ_PRIMARY_KEY_COMPONENT, CQ_TYPE_SCHEMA, CQ_UNIQUE,
 };

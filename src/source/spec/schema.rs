@@ -1,14 +1,12 @@
 //! The JSON Schema (draft 2020-12) that GetSpecSchema returns, so `cloudquery validate-config`
-//! rejects the same specs as [`Spec::parse`](super::spec::Spec::parse) before anything runs.
+//! rejects the same specs as [`Spec::parse`](super::Spec::parse) before anything runs.
 //!
 //! The CLI compiles it with Go's RE2 regular expressions, so the patterns avoid look-around; unit
 //! tests check them against the Rust validators on a corpus of good and bad values.
 
 use serde_json::{json, Value};
 
-use super::spec::{
-    CdcId, DEFAULT_CONCURRENCY, DEFAULT_ROWS_PER_RECORD, DEFAULT_TABLE_TEMPLATE, MAX_CDC_ID,
-};
+use super::{CdcId, DEFAULT_CONCURRENCY, DEFAULT_ROWS_PER_RECORD, DEFAULT_TABLE_TEMPLATE};
 use super::table_options::IncrementalMode;
 
 /// Matches one piece of a table-name template: a character that does not start `{{`, or a known
@@ -23,11 +21,6 @@ pub fn table_name_pattern() -> String {
 
 /// Time placeholders, rejected when `cdc_id` is set.
 pub const TIME_PLACEHOLDER_PATTERN: &str = r"\{\{(?:YEAR|MONTH|DAY|HOUR|MINUTE)\}\}";
-
-/// `cdc_id`: empty (CDC off) or 1-60 of `[A-Za-z0-9_-]` (see [`CdcId`]).
-pub fn cdc_id_pattern() -> String {
-    format!("^(?:[A-Za-z0-9_-]{{1,{MAX_CDC_ID}}})?$")
-}
 
 pub fn spec_schema() -> Value {
     let mut schema = json!({
@@ -69,7 +62,7 @@ pub fn spec_schema() -> Value {
                 "description": format!("Turns on change data capture; names the replication slot and \
                                         publication cq_<cdc_id>. The id {}.", CdcId::RULE),
                 "type": "string",
-                "pattern": cdc_id_pattern()
+                "pattern": CdcId::json_pattern()
             },
             "concurrency": {
                 "description": "How many tables are read at the same time.",
@@ -149,7 +142,7 @@ pub fn spec_schema() -> Value {
         ]
     });
     if let Some(props) = schema["properties"].as_object_mut() {
-        props.extend(super::spec_values::value_properties());
+        props.extend(super::values::value_properties());
     }
     schema
 }
@@ -162,7 +155,7 @@ pub fn spec_schema_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::spec::TableNameTemplate;
+    use crate::source::spec::TableNameTemplate;
     use regex::Regex;
 
     #[test]
@@ -174,7 +167,7 @@ mod tests {
         let props = s["properties"].as_object().unwrap();
         let mut keys: Vec<_> = props.keys().cloned().collect();
         keys.sort();
-        let mut fields: Vec<_> = crate::plugin::spec::FIELDS
+        let mut fields: Vec<_> = crate::source::spec::FIELDS
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -221,7 +214,7 @@ mod tests {
 
     #[test]
     fn cdc_id_pattern_agrees_with_the_parser() {
-        let re = Regex::new(&cdc_id_pattern()).unwrap();
+        let re = Regex::new(&CdcId::json_pattern()).unwrap();
         let long_ok = "a".repeat(60);
         let too_long = "a".repeat(61);
         let corpus = [

@@ -1,0 +1,187 @@
+//! The replication slot: its state, its creation with an exported snapshot, dropping it, and
+//! LSNs in their text form.
+
+use crate::wire::{Connection, Param};
+
+use super::batch::Lsn;
+use super::names::CdcNames;
+use super::state::{
+    quote_ident, quote_literal,
+};
+use super::publication::published_tables;
+use super::CdcError;
+
+/// How long to wait for the slot to be released by a previous run's walsender.
+const SLOT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The existing slot of `names`, free for this run and ours (pgoutput, this database), or
+/// `None` when there is none yet. A previous run that was killed leaves its walsender behind
+/// until the server notices the closed socket: it gets a few seconds to let go of the slot.
+pub async fn acquire(
+    conn: &mut Connection,
+    cfg: &crate::wire::Config,
+    names: &CdcNames,
+) -> Result<Option<SlotInfo>, CdcError> {
+    let mut slot = slot_info(conn, &names.slot).await?;
+    let wait_until = std::time::Instant::now() + SLOT_RELEASE_WAIT;
+    while slot.as_ref().is_some_and(|s| s.active_pid.is_some())
+        && std::time::Instant::now() < wait_until
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        slot = slot_info(conn, &names.slot).await?;
+    }
+    if let Some(s) = &slot {
+        if let Some(pid) = s.active_pid {
+            return Err(CdcError::SlotInUse {
+                slot: names.slot.clone(),
+                pid,
+            });
+        }
+        if s.plugin != "pgoutput" || s.database != cfg.dbname() {
+            return Err(CdcError::SlotElsewhere {
+                slot: names.slot.clone(),
+                plugin: s.plugin.clone(),
+                database: s.database.clone(),
+            });
+        }
+    }
+    Ok(slot)
+}
+
+/// Our slot as `pg_replication_slots` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub confirmed_flush: Lsn,
+    pub active_pid: Option<i32>,
+    pub plugin: String,
+    pub database: String,
+}
+
+/// The slot's state, or `None` when it does not exist.
+pub async fn slot_info(conn: &mut Connection, slot: &str) -> Result<Option<SlotInfo>, CdcError> {
+    let result = conn
+        .query(
+            "SELECT confirmed_flush_lsn::text, active_pid::text, plugin, database \
+             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            &[Param::Text(slot)],
+        )
+        .await?;
+    let Some(row) = result.rows.first() else {
+        return Ok(None);
+    };
+    let cell = |i: usize| {
+        row.get(i)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let confirmed = match cell(0) {
+        Some(text) => parse_lsn(&text).ok_or_else(|| {
+            CdcError::Setup(format!("slot {slot}: bad confirmed_flush_lsn {text:?}"))
+        })?,
+        None => {
+            return Err(CdcError::Setup(format!(
+            "replication slot {slot} exists but is not a logical slot (no confirmed_flush_lsn); \
+                 drop it or choose another cdc_id"
+        )))
+        }
+    };
+    Ok(Some(SlotInfo {
+        confirmed_flush: confirmed,
+        active_pid: cell(1).and_then(|p| p.parse().ok()),
+        plugin: cell(2).unwrap_or_default(),
+        database: cell(3).unwrap_or_default(),
+    }))
+}
+
+/// A new slot and the snapshot exported at its consistent point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSlot {
+    pub consistent_point: Lsn,
+    pub snapshot_name: String,
+}
+
+/// `CREATE_REPLICATION_SLOT <slot> LOGICAL pgoutput EXPORT_SNAPSHOT` on the replication
+/// connection (the legacy syntax, accepted by 12 to 18). The snapshot stays valid until the next
+/// command on `repl`, so keep it idle during the initial sync.
+pub async fn create_slot(repl: &mut Connection, slot: &str) -> Result<NewSlot, CdcError> {
+    let results = repl
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
+        ))
+        .await?;
+    let row = results
+        .into_iter()
+        .next()
+        .and_then(|r| r.rows.into_iter().next())
+        .unwrap_or_default();
+    let point = row.get(1).cloned().flatten().and_then(|t| parse_lsn(&t));
+    let snapshot = row.get(2).cloned().flatten();
+    match (point, snapshot) {
+        (Some(consistent_point), Some(snapshot_name)) => Ok(NewSlot {
+            consistent_point,
+            snapshot_name,
+        }),
+        _ => Err(CdcError::Setup(format!(
+            "CREATE_REPLICATION_SLOT {slot}: unexpected answer (no consistent point or snapshot)"
+        ))),
+    }
+}
+
+/// Drop the slot and the publication of a `cdc_id` (the `cdc-drop` subcommand): what exists is
+/// dropped, what does not is reported. A slot in use is refused by the server.
+pub async fn drop_objects(
+    conn: &mut Connection,
+    names: &CdcNames,
+) -> Result<Vec<String>, CdcError> {
+    let mut done = Vec::new();
+    if slot_info(conn, &names.slot).await?.is_some() {
+        conn.simple_query(&format!(
+            "SELECT pg_catalog.pg_drop_replication_slot({})",
+            quote_literal(&names.slot)
+        ))
+        .await?;
+        done.push(format!("dropped replication slot {}", names.slot));
+    } else {
+        done.push(format!("no replication slot {}", names.slot));
+    }
+    if published_tables(conn, &names.publication).await?.is_some() {
+        conn.batch_execute(&format!(
+            "DROP PUBLICATION {}",
+            quote_ident(&names.publication)
+        ))
+        .await?;
+        done.push(format!("dropped publication {}", names.publication));
+    } else {
+        done.push(format!("no publication {}", names.publication));
+    }
+    Ok(done)
+}
+
+
+/// `X/Y` (hex) → LSN.
+pub fn parse_lsn(text: &str) -> Option<Lsn> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    let hi = u32::from_str_radix(hi, 16).ok()?;
+    let lo = u32::from_str_radix(lo, 16).ok()?;
+    Some((u64::from(hi) << 32) | u64::from(lo))
+}
+
+/// LSN → `X/Y` (hex), as replication commands take it.
+pub fn format_lsn(lsn: Lsn) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_text() {
+        assert_eq!(parse_lsn("0/16B3748"), Some(0x16B_3748));
+        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(format_lsn(0x1_0000_00AB), "1/AB");
+        assert_eq!(parse_lsn(&format_lsn(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_lsn("zz"), None);
+        assert_eq!(parse_lsn("1/"), None);
+    }
+}
