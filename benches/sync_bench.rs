@@ -16,6 +16,7 @@
 //! the report's memory bound (records in flight).
 //! Each prints one JSON object on stdout; errors go to stderr with exit code 1.
 //! `scripts/bench.sh` drives it; see `docs/benchmarks.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod harness;
 

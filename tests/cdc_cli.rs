@@ -7,6 +7,7 @@
 //!
 //! This exercises what only the CLI can: its reordering of `delete_record` ahead of earlier
 //! inserts (reference §9), against the buffer's coalescing and hold (batch.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod e2e_cdc_support;
 mod support;

@@ -3,6 +3,7 @@
 //! of a destination (upsert by primary key, delete by predicate) and compared with the source
 //! table as psql reads it. The backfill hook here is a minimal COPY BINARY reader standing in
 //! for the full-sync engine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

@@ -4,6 +4,7 @@
 //! send function produces (what COPY BINARY and binary pgoutput send). Both sides come from
 //! PostgreSQL: the text from the output function (`format('%s', v)`) and the binary from
 //! `<type>send(v)`, in a session with the plugin's settings. Runs on every major (`matrix`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

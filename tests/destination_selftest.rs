@@ -1,5 +1,6 @@
 //! The test destination's own checks (canonical JSON, state application) and the CLI support's
 //! summary parser, so they run in CI with the rest of the suite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 #[path = "support/cli.rs"]
 mod cli;

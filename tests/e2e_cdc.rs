@@ -6,6 +6,7 @@
 //! Issue 5's must-show list: 1 `cdc_matrix_first_start…`, 2 `latency…`, 3
 //! `cdc_matrix_restart…`, 4 and 9 `two_cdc_ids…`, 5 `cdc_matrix_init_errors…`, 6 `toast…`,
 //! 7 in `tests/cdc_cli.rs`, 8 `crash_safety…` (short here, long behind `#[ignore]`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod e2e_cdc_support;
 mod support;

@@ -2,6 +2,7 @@
 //! test destination as both the sync's destination and CloudQuery's state backend (it answers
 //! `Read` across CLI runs). Expected row counts are the test's own constants (the rows it
 //! changed); expected contents come from PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! (`support::pg`), the real CloudQuery CLI running the plugin binary (`registry: local`), and the
 //! test destination, read back with `inspect.py`. Expected figures come from PostgreSQL
 //! (`count(*)`, SQL) or the test's own constants. Must-show 3 (every type) is `e2e_sync_types.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 
@@ -620,7 +621,71 @@ fn e2e_sync_table_without_select_privilege_is_an_error_log_others_sync() {
         assert_eq!(got[table].0, count(&pg, table), "{table}");
     }
     let summary = run.summary().expect("summary");
-    println!("summary with one unreadable table: {summary:?}");
+    assert_eq!(
+        summary.errors, 1,
+        "the unreadable table is one error: {summary:?}"
+    );
+    assert!(!summary.completed_ok, "{summary:?}");
+    let readable: u64 = ["users", "orders", "products"]
+        .iter()
+        .map(|t| count(&pg, t))
+        .sum();
+    assert_eq!(summary.resources, readable, "{summary:?}");
+}
+
+/// The same unreadable table seen from above the source (what the gRPC service maps onto the
+/// Sync stream): a table failure whose error is the server's read error, SQLSTATE 42501 as a
+/// field, while the readable tables' rows arrive.
+#[test]
+fn table_failure_keeps_the_server_sqlstate_as_a_field() {
+    use cq_source_postgresql::output::{self, Delivery, TableError};
+    use cq_source_postgresql::source::spec::{accept_any_conn_string, Spec};
+    use cq_source_postgresql::source::{PostgresSource, Source, SyncRequest};
+
+    let pg = PgServer::start();
+    seed_shop(&pg);
+    pg.psql(&format!(
+        "CREATE ROLE reader LOGIN PASSWORD '{}';
+         CREATE TABLE secret (id int); INSERT INTO secret VALUES (1), (2);
+         GRANT SELECT ON users, orders, products TO reader;",
+        roles::PASSWORD
+    ));
+    let spec = json!({ "connection_string": pg.url("reader", roles::PASSWORD, "postgres") });
+    let spec = Spec::parse(spec.to_string().as_bytes(), accept_any_conn_string).expect("spec");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (failures, rows) = runtime.block_on(async {
+        let source = PostgresSource::new();
+        source.init(spec, false).await.expect("init");
+        let (out, mut rx) = output::channel(16);
+        let request = SyncRequest {
+            tables: vec!["*".into()],
+            ..SyncRequest::default()
+        };
+        let sync = tokio::spawn(async move { source.sync(request, out).await });
+        let (mut failures, mut rows) = (Vec::new(), 0u64);
+        while let Some(delivery) = rx.recv().await {
+            match delivery {
+                Delivery::TableFailed(f) => failures.push(f),
+                Delivery::Insert { rows: n, .. } => rows += n as u64,
+                _ => {}
+            }
+        }
+        sync.await.expect("join").expect("the sync itself succeeds");
+        (failures, rows)
+    });
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].table, "secret");
+    assert!(
+        matches!(failures[0].error, TableError::Read(_)),
+        "{:?}",
+        failures[0].error
+    );
+    assert_eq!(failures[0].error.sqlstate(), Some("42501"));
+    let readable: u64 = ["users", "orders", "products"]
+        .iter()
+        .map(|t| count(&pg, t))
+        .sum();
+    assert_eq!(rows, readable);
 }
 
 /// A `SQL_ASCII` database stores text bytes unchecked, so a value can be invalid UTF-8, which

@@ -10,6 +10,7 @@
 //! expected values are computed by PostgreSQL itself, per column, in SQL that renders the
 //! destination's canonical JSON (`tests/destination/cqdest_values.py`; calendar types as raw Arrow
 //! integers via `inspect.py rows --raw`): never from the plugin's output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

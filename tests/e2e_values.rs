@@ -3,6 +3,7 @@
 //! `numeric_type: decimal` and `interval_type: month_day_nano`, in a full sync and through CDC.
 //! Expected values are PostgreSQL's own text of the value the README's rule prescribes, computed
 //! in SQL per column; never the plugin's output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod e2e_cdc_support;
 mod support;

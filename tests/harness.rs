@@ -2,6 +2,7 @@
 //! with it, the TLS files work for `verify-full` and `cert` auth, the server settings are
 //! applied, and servers go away on drop, also after a panic. Tests with `matrix` in their name
 //! run on every PostgreSQL major (scripts/test.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

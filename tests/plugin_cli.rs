@@ -4,6 +4,7 @@
 //! `:authority` normaliser end to end), `registry: grpc` over TCP, and signal handling.
 //!
 //! The CLI is `CQPG_CLOUDQUERY`, else `$CQ_CACHE_DIR/bin/cloudquery`, else the project venv's.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 #[path = "support/cli.rs"]
 mod cli;

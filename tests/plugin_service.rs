@@ -1,6 +1,7 @@
 //! The gRPC services in-process, through the generated client over TCP, with a scripted
 //! [`Source`] standing in for the catalog/sync layers (the seam under test is the RPC translation:
 //! state rules, error mapping, Arrow IPC encoding, the Sync stream's backpressure and cancellation).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,5 +1,6 @@
 //! Wire client against real servers: connection strings, version, wrong password, refused and
 //! silent hosts, unix sockets, environment and passfile (issue 2, must-show 1–5 and 8).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! CopyBoth: a replication connection, a temporary pgoutput slot, START_REPLICATION, XLogData and
 //! keepalives, standby status updates, CopyDone — with the read future raced against a timer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
 

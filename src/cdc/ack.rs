@@ -2,7 +2,8 @@
 //!
 //! Pure (the caller passes `now`). The confirmed (flush) position tells the server it may
 //! discard the WAL before it, and a restarted stream resumes there, so it must be safe at every
-//! instant: the CLI kills the plugin and the destination at once on Ctrl-C (reference §9).
+//! instant: on Ctrl-C the CLI kills the plugin and the destination at once, so whatever the
+//! destination had not written yet is lost.
 //!
 //! Rules:
 //! - **Never past the CLI.** Progress comes from [`ChangeBuffer::resume_lsn`]: every change

@@ -244,16 +244,7 @@ async fn run_inner(
             out.send(SyncMessage::MigrateTable(schema)).await?;
         }
     }
-    apply_loop::stream_changes(
-        repl,
-        conn,
-        names,
-        streamed_tables,
-        start_lsn,
-        options,
-        out,
-    )
-    .await
+    apply_loop::stream_changes(repl, conn, names, streamed_tables, start_lsn, options, out).await
 }
 
 /// Drops one `cdc_id`'s slot and publication (the `cleanup-cdc` command); one line per object,

@@ -6,11 +6,9 @@ use crate::catalog::{RelKind, Table};
 use crate::wire::{Connection, Error as WireError};
 
 use super::names::CdcNames;
-use super::state::{
-    quote_ident, quote_literal, table_key,
-};
-use super::stream::StreamTable;
 use super::publication::{publication_entry, PG15};
+use super::state::{quote_ident, quote_literal, table_key};
+use super::stream::StreamTable;
 use super::CdcError;
 
 /// PostgreSQL 13 added `publish_via_partition_root` and partitioned tables in publications.
@@ -72,7 +70,10 @@ pub fn classify(tables: &[Table], server_version: u32) -> CdcTables {
     out
 }
 
-pub(super) async fn one_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, WireError> {
+pub(super) async fn one_value(
+    conn: &mut Connection,
+    sql: &str,
+) -> Result<Option<String>, WireError> {
     let results = conn.simple_query(sql).await?;
     Ok(results
         .into_iter()
@@ -164,7 +165,6 @@ pub async fn check_prerequisites(
     Ok(classified)
 }
 
-
 /// Init-time check of `exclude_columns` and `filter` with CDC. Before 15 a filter cannot be
 /// applied. From 15, a column list or row filter that does not cover the table's replica
 /// identity makes the server refuse every UPDATE and DELETE of the table once the publication
@@ -223,7 +223,6 @@ pub async fn check_publication_options(
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,11 @@
 use crate::wire::{Connection, Error as WireError};
 
 use super::names::CdcNames;
+use super::prerequisites::{one_value, PG13};
 use super::state::{
     quote_ident, quote_literal, read_state_sql, table_key, write_state_sql, CdcState,
 };
 use super::stream::StreamTable;
-use super::prerequisites::{one_value, PG13};
 use super::CdcError;
 
 /// The publication's current tables (`schema.name`), or `None` if it does not exist.
@@ -155,7 +155,6 @@ pub fn publication_entry(t: &StreamTable, server_version: u32) -> String {
     entry
 }
 
-
 /// Mark `tables` as backfilled (read-modify-write in one transaction).
 pub async fn mark_backfilled(
     conn: &mut Connection,
@@ -182,4 +181,3 @@ pub async fn mark_backfilled(
         }
     }
 }
-

@@ -5,10 +5,8 @@ use crate::wire::{Connection, Param};
 
 use super::batch::Lsn;
 use super::names::CdcNames;
-use super::state::{
-    quote_ident, quote_literal,
-};
 use super::publication::published_tables;
+use super::state::{quote_ident, quote_literal};
 use super::CdcError;
 
 /// How long to wait for the slot to be released by a previous run's walsender.
@@ -69,10 +67,7 @@ pub async fn slot_info(conn: &mut Connection, slot: &str) -> Result<Option<SlotI
     let Some(row) = result.rows.first() else {
         return Ok(None);
     };
-    let cell = |i: usize| {
-        row.get(i)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
+    let cell = |i: usize| row.get(i).map(|v| String::from_utf8_lossy(v).into_owned());
     let confirmed = match cell(0) {
         Some(text) => parse_lsn(&text).ok_or_else(|| {
             CdcError::Setup(format!("slot {slot}: bad confirmed_flush_lsn {text:?}"))
@@ -156,7 +151,6 @@ pub async fn drop_objects(
     Ok(done)
 }
 
-
 /// `X/Y` (hex) → LSN.
 pub fn parse_lsn(text: &str) -> Option<Lsn> {
     let (hi, lo) = text.trim().split_once('/')?;
@@ -169,7 +163,6 @@ pub fn parse_lsn(text: &str) -> Option<Lsn> {
 pub fn format_lsn(lsn: Lsn) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
-
 
 #[cfg(test)]
 mod tests {

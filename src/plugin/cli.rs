@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use super::server::{self, Network, ServeOptions};
 use super::service::{PluginService, PLUGIN_NAME, PLUGIN_VERSION};
-use crate::source::spec::ConnStringCheck;
 use crate::logging::{Format, Level};
+use crate::source::spec::ConnStringCheck;
 
 pub const BINARY: &str = "cq-source-postgresql";
 

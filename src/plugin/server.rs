@@ -25,9 +25,9 @@ use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
 use super::service::{DiscoveryService, PluginService, PLUGIN_NAME, PLUGIN_VERSION};
-use crate::source::Source;
 use super::transport::unix_incoming;
 use crate::logging::{Format, Level};
+use crate::source::Source;
 use crate::{log_info, log_warn};
 
 /// The Go SDK's default `--address`.

@@ -29,7 +29,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::output::ipc::encode_schema;
-use crate::output::{channel, Delivery, EncodedDelete, Grouping, SyncReceiver, SYNC_CHANNEL_CAPACITY};
+use crate::output::{
+    channel, Delivery, EncodedDelete, Grouping, SyncReceiver, SYNC_CHANNEL_CAPACITY,
+};
 use crate::pb::discovery::v1 as disc;
 use crate::pb::plugin::v3 as pb;
 use crate::source::api::chain_text;

@@ -17,15 +17,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::api::BackendOptions;
 use super::send_migrations;
+use super::state_client::{StateClient, StateError};
 use super::table_options::TableSettings;
 use crate::catalog::{quote_ident, Table};
+use crate::incremental::PositionError;
 use crate::incremental::{
     plan_read, CursorColumn, Mode, PgSnapshot, Position, Read, Scope, StateTable,
 };
-use super::api::BackendOptions;
-use super::state_client::{StateClient, StateError};
-use crate::incremental::PositionError;
 use crate::output::{SendError, SyncSender};
 use crate::sync::engine::{self, SyncOptions, TableDone};
 use crate::sync::plan::{from_clause, TablePlan};

@@ -24,16 +24,16 @@ use crate::catalog::{self, select::select, Catalog, Table};
 use crate::cdc::{self, Backfill, BackfillFuture, CdcError, CdcId, CdcOptions, StreamTable};
 use crate::decode::types::CQ_INCREMENTAL;
 use crate::output::{SendError, SyncMessage, SyncSender};
-pub use api::{
-    BackendOptions, FailureCode, Shard, Source, SourceError, SyncRequest, TestConnectionOutcome,
-};
-use spec::{render_table_name, Spec};
 use crate::sync::engine::{self, SyncOptions};
 use crate::sync::plan::shard;
 use crate::sync::TablePlan;
 use crate::wire::{self, Connection};
 use crate::{log_info, log_warn};
+pub use api::{
+    BackendOptions, FailureCode, Shard, Source, SourceError, SyncRequest, TestConnectionOutcome,
+};
 use incremental::{incremental_table, missing_backend_message, IncrementalSync};
+use spec::{render_table_name, Spec};
 use table_options::{is_incremental, without_excluded, ResolvedOptions, TableSettings};
 
 /// State kept between Init and the later calls of one plugin process.

@@ -16,13 +16,13 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::output::ipc::{encode_batch, encode_schema};
-use crate::pb::discovery::v1 as disc;
-use crate::pb::plugin::v3 as pb;
 use crate::decode::types::{
     CQ_INCREMENTAL, CQ_PRIMARY_KEY, CQ_PRIMARY_KEY_COMPONENT, CQ_TYPE_SCHEMA, CQ_UNIQUE,
 };
 use crate::incremental::{StateRow, StateTable};
+use crate::output::ipc::{encode_batch, encode_schema};
+use crate::pb::discovery::v1 as disc;
+use crate::pb::plugin::v3 as pb;
 
 /// How long connecting, and each call, may take before the sync fails with a clear error.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);

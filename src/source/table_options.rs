@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 
+use super::spec::{IncrementalMode, TableOptionsEntry};
 use crate::catalog::select::glob_match;
 use crate::catalog::{Catalog, Column, RelKind, Table};
 use crate::decode::PgType;
-use super::spec::{IncrementalMode, TableOptionsEntry};
 use crate::wire::{self, Connection};
 
 /// What the options say about one table.

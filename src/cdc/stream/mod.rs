@@ -30,8 +30,8 @@ use crate::wire::Connection;
 
 use super::ack::AckTracker;
 use super::batch::{ChangeBuffer, Lsn, Output};
-pub use super::packed::{Key, Row, Value};
 use super::format_lsn;
+pub use super::packed::{Key, Row, Value};
 use super::CdcError;
 use relations::key_indices;
 
@@ -267,13 +267,10 @@ impl Streamer {
 
     /// One tuple's values in send format (`u` values stay `None`; see [`Self::row`]).
     fn values(&mut self, rel_id: u32, tuple: &TupleData<'_>) -> Result<Row, CdcError> {
-        let rel = self
-            .rels
-            .get(&rel_id)
-            .ok_or(CdcError::UnknownRelation {
-                relation_id: rel_id,
-                lsn: self.lsn,
-            })?;
+        let rel = self.rels.get(&rel_id).ok_or(CdcError::UnknownRelation {
+            relation_id: rel_id,
+            lsn: self.lsn,
+        })?;
         let ti = rel.table;
         // Packed values take at most the bytes they took in the message (text converted to
         // binary may take more; the buffer then grows).

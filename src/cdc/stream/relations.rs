@@ -42,7 +42,11 @@ impl Streamer {
         table
     }
 
-    pub(super) async fn relation(&mut self, r: &Relation<'_>, now: Instant) -> Result<(), CdcError> {
+    pub(super) async fn relation(
+        &mut self,
+        r: &Relation<'_>,
+        now: Instant,
+    ) -> Result<(), CdcError> {
         let Some(ti) = self
             .tables
             .iter()

@@ -30,9 +30,11 @@ use serde_json::{Map, Value};
 pub use crate::cdc::CdcId;
 use crate::decode::ValueOptions;
 use crate::logging::Level;
-pub use table_options::{IncrementalMode, TableOptionsEntry};
 use table_options::{parse_incremental, parse_table_options};
-pub use template::{render_table_name, Placeholder, TableNameTemplate, UtcMinute, DEFAULT_TABLE_TEMPLATE};
+pub use table_options::{IncrementalMode, TableOptionsEntry};
+pub use template::{
+    render_table_name, Placeholder, TableNameTemplate, UtcMinute, DEFAULT_TABLE_TEMPLATE,
+};
 use values::parse_value_options;
 
 pub const DEFAULT_ROWS_PER_RECORD: usize = 500;

@@ -6,8 +6,8 @@
 
 use serde_json::{json, Value};
 
-use super::{CdcId, DEFAULT_CONCURRENCY, DEFAULT_ROWS_PER_RECORD, DEFAULT_TABLE_TEMPLATE};
 use super::table_options::IncrementalMode;
+use super::{CdcId, DEFAULT_CONCURRENCY, DEFAULT_ROWS_PER_RECORD, DEFAULT_TABLE_TEMPLATE};
 
 /// Matches one piece of a table-name template: a character that does not start `{{`, or a known
 /// placeholder.

@@ -83,10 +83,7 @@ pub fn parse_incremental(value: Option<&Value>, errors: &mut Vec<SpecError>) -> 
         Some(other) => {
             errors.push(SpecError::new(
                 "incremental",
-                format!(
-                    "must be one of {names}, got {}",
-                    super::json_kind(other)
-                ),
+                format!("must be one of {names}, got {}", super::json_kind(other)),
             ));
             IncrementalMode::Off
         }
@@ -223,10 +220,7 @@ fn string_list(field: &str, value: &Value, errors: &mut Vec<SpecError>) -> Vec<S
     let Value::Array(items) = value else {
         errors.push(SpecError::new(
             field,
-            format!(
-                "must be a list of strings, got {}",
-                super::json_kind(value)
-            ),
+            format!("must be a list of strings, got {}", super::json_kind(value)),
         ));
         return Vec::new();
     };

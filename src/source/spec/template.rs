@@ -207,4 +207,3 @@ pub fn render_table_name(
 ) -> String {
     template.render(table, UtcMinute::from_system_time(now_utc), uuid)
 }
-
