@@ -224,6 +224,22 @@ macro_rules! wire_log {
     }};
 }
 
+/// An error and its causes as one line for a person: `outer: inner: root`, skipping a cause
+/// whose text the outer message already contains.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

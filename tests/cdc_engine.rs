@@ -234,18 +234,7 @@ fn start_cdc(
     let names = cdc::CdcId::parse(cdc_id).expect("names").names().clone();
     let handle = tokio::spawn(async move {
         let backfill = CopyBackfill { out: tx.clone() };
-        let r = cdc::run(
-            &cfg,
-            &names,
-            tables,
-            CdcOptions {
-                rows_per_record: 500,
-                values: Default::default(),
-            },
-            &backfill,
-            tx,
-        )
-        .await;
+        let r = cdc::run(&cfg, &names, tables, CdcOptions::default(), &backfill, tx).await;
         if let Err(e) = &r {
             eprintln!("cdc::run failed: {e}");
         }

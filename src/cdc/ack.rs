@@ -68,6 +68,11 @@ impl AckTracker {
         }
     }
 
+    /// The server's WAL end as its last message reported it.
+    pub fn server_wal_end(&self) -> Lsn {
+        self.received
+    }
+
     /// A message from the server reached up to `wal_end` (XLogData or keepalive).
     pub fn received(&mut self, wal_end: Lsn) {
         self.received = self.received.max(wal_end);

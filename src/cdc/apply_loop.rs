@@ -18,6 +18,7 @@ use crate::output::SyncSender;
 
 /// Streams the changes of `tables` from `start_lsn` until the CLI goes away. `repl` is the
 /// replication connection, `conn` a normal one (re-reads of rows and columns).
+#[allow(clippy::too_many_arguments)]
 pub async fn stream_changes(
     mut repl: Connection,
     conn: Connection,
@@ -26,6 +27,7 @@ pub async fn stream_changes(
     start_lsn: Lsn,
     options: CdcOptions,
     out: &SyncSender,
+    streaming: &mut bool,
 ) -> Result<(), CdcError> {
     let binary = repl.server_version_num() >= 140_000
         && tables.iter().all(|s| {
@@ -58,7 +60,9 @@ pub async fn stream_changes(
     )
     .with_values(options.values);
     let mut stream = repl.copy_both(&command).await?;
+    *streaming = true;
     let mut rate = ReadRate::new(Instant::now());
+    let mut lag = LagLine::new(Instant::now());
     loop {
         let now = Instant::now();
         let wake = streamer
@@ -109,12 +113,57 @@ pub async fn stream_changes(
             }
         }
         streamer.handed_off(now);
+        lag.maybe_log(&mut streamer, names, now);
         if streamer.ack().status_due(now, reply_now) {
             let st = streamer.ack().status(now);
             stream
                 .send_status_update(st.write, st.flush, st.apply, pg_clock_now(), false)
                 .await?;
         }
+    }
+}
+
+/// How often the stream logs how far behind it is.
+pub const LAG_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The periodic "how far behind" line: bytes between the server's WAL end and the confirmed
+/// position, the age of the last commit seen, changes per second since the last line.
+struct LagLine {
+    at: Instant,
+    changes: u64,
+}
+
+impl LagLine {
+    fn new(now: Instant) -> Self {
+        LagLine {
+            at: now,
+            changes: 0,
+        }
+    }
+
+    fn maybe_log(&mut self, streamer: &mut Streamer, names: &CdcNames, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at);
+        if elapsed < LAG_LOG_INTERVAL {
+            return;
+        }
+        let changes = streamer.changes();
+        let per_sec = changes.saturating_sub(self.changes) as f64 / elapsed.as_secs_f64();
+        let wal_end = streamer.ack().server_wal_end();
+        let confirmed = streamer.ack().confirmed(now);
+        let commit_age_ms = streamer
+            .last_commit_time()
+            .map(|t| (pg_clock_now().saturating_sub(t) / 1000).max(0));
+        crate::log_info!(
+            "CDC stream position",
+            slot = names.slot.as_str(),
+            bytes_behind = wal_end.saturating_sub(confirmed),
+            last_commit_age_ms = commit_age_ms,
+            changes_per_sec = per_sec.round() as u64,
+            confirmed_lsn = format_lsn(confirmed),
+            server_wal_end = format_lsn(wal_end)
+        );
+        self.at = now;
+        self.changes = changes;
     }
 }
 

@@ -49,11 +49,15 @@ pub mod names;
 pub mod packed;
 pub mod prerequisites;
 pub mod publication;
+pub mod reconnect;
 pub mod slot;
 pub mod state;
 pub mod stream;
 
-use arrow_schema::ArrowError;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::catalog::load::CatalogError;
 use crate::catalog::Table;
@@ -92,6 +96,18 @@ pub enum CdcError {
         slot: String,
         plugin: String,
         database: String,
+    },
+    #[error(
+        "replication slot {slot} {reason}; the changes made meanwhile cannot be streamed. To copy \
+         every table again, set cdc_on_lost_slot: resync (the sync then ends after the copy, so \
+         that the CLI removes rows deleted meanwhile), or start over by hand: \
+         SELECT pg_drop_replication_slot('{slot}') (if it still exists); \
+         COMMENT ON PUBLICATION {publication} IS NULL"
+    )]
+    SlotLost {
+        slot: String,
+        publication: String,
+        reason: String,
     },
     #[error("PostgreSQL: {0}")]
     Wire(#[from] WireError),
@@ -146,6 +162,16 @@ pub enum CdcError {
     StreamEnded { lsn: Lsn },
     #[error("initial sync: {0}")]
     Backfill(#[source] SyncError),
+    #[error(
+        "the CDC stream could not reconnect to {hosts} for {}s (cdc_reconnect_timeout); last error: {last}",
+        .after.as_secs()
+    )]
+    ReconnectTimeout {
+        hosts: String,
+        after: Duration,
+        #[source]
+        last: Box<CdcError>,
+    },
     #[error(transparent)]
     Send(#[from] SendError),
 }
@@ -157,6 +183,65 @@ pub struct CdcOptions {
     /// The value options: how tables re-read while streaming map their columns, and the value
     /// rules of the readers.
     pub values: crate::decode::ValueOptions,
+    /// How long the stream keeps trying to reconnect after a transient failure.
+    pub reconnect_timeout: Duration,
+    /// `false`: a new slot streams from its creation without copying the existing rows.
+    pub initial_sync: bool,
+    pub on_lost_slot: LostSlotAction,
+}
+
+impl Default for CdcOptions {
+    fn default() -> Self {
+        CdcOptions {
+            rows_per_record: 500,
+            values: crate::decode::ValueOptions::default(),
+            reconnect_timeout: reconnect::DEFAULT_RECONNECT_TIMEOUT,
+            initial_sync: true,
+            on_lost_slot: LostSlotAction::Error,
+        }
+    }
+}
+
+/// What a CDC start does when the slot is gone after an earlier run, or invalidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostSlotAction {
+    /// Stop with what happened and the command that recovers.
+    Error,
+    /// Create a new slot and copy every streamed table again inside its snapshot.
+    Resync,
+}
+
+impl LostSlotAction {
+    pub fn parse(s: &str) -> Option<LostSlotAction> {
+        match s {
+            "error" => Some(LostSlotAction::Error),
+            "resync" => Some(LostSlotAction::Resync),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostSlotAction::Error => "error",
+            LostSlotAction::Resync => "resync",
+        }
+    }
+}
+
+/// The schemas already sent as `migrate_table`, by destination table: a restarted stream sends
+/// a table's schema again only when it changed.
+#[derive(Default)]
+struct SentSchemas(HashMap<String, SchemaRef>);
+
+impl SentSchemas {
+    /// True when `schema` is new for its table (and remembers it).
+    fn is_new(&mut self, table: &str, schema: &SchemaRef) -> bool {
+        if self.0.get(table) == Some(schema) {
+            return false;
+        }
+        self.0.insert(table.to_string(), schema.clone());
+        true
+    }
 }
 
 /// Sync with CDC: setup, backfill what needs it, then stream until the CLI goes away
@@ -169,13 +254,66 @@ pub async fn run(
     backfill: &dyn Backfill,
     out: SyncSender,
 ) -> Result<(), CdcError> {
-    match run_inner(cfg, names, selected, options, backfill, &out).await {
-        // The CLI went away: a normal end of a CDC sync.
-        Err(CdcError::Send(SendError::Closed)) => Ok(()),
-        other => other,
+    let mut sent = SentSchemas::default();
+    // First failure of the current outage, and attempts since.
+    let mut outage: Option<(Instant, u32)> = None;
+    loop {
+        let mut streaming = false;
+        let error = match run_inner(
+            cfg,
+            names,
+            selected.clone(),
+            options,
+            backfill,
+            &out,
+            &mut sent,
+            &mut streaming,
+        )
+        .await
+        {
+            // The CLI went away: a normal end of a CDC sync.
+            Ok(()) | Err(CdcError::Send(SendError::Closed)) => return Ok(()),
+            Err(e) => e,
+        };
+        if streaming {
+            outage = None;
+        }
+        if !reconnect::is_transient(&error) {
+            return Err(error);
+        }
+        let (since, attempts) = outage.get_or_insert((Instant::now(), 0));
+        *attempts += 1;
+        let elapsed = since.elapsed();
+        if elapsed >= options.reconnect_timeout {
+            return Err(CdcError::ReconnectTimeout {
+                hosts: cfg.redacted(),
+                after: options.reconnect_timeout,
+                last: Box::new(error),
+            });
+        }
+        let wait = reconnect::backoff(*attempts).min(options.reconnect_timeout - elapsed);
+        crate::log_warn!(
+            if *attempts == 1 {
+                "CDC stream interrupted; reconnecting"
+            } else {
+                "CDC reconnect attempt failed; trying again"
+            },
+            reason = crate::logging::error_chain(&error),
+            attempt = *attempts,
+            retry_in_ms = wait.as_millis() as u64,
+            gives_up_in_s = (options.reconnect_timeout - elapsed).as_secs(),
+            slot = names.slot.as_str()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = out.closed() => return Ok(()),
+        }
     }
 }
 
+/// One start of the CDC stream: setup, backfill of what needs it, then streaming. Sets
+/// `streaming` once the stream runs.
+#[allow(clippy::too_many_arguments)]
 async fn run_inner(
     cfg: &Config,
     names: &CdcNames,
@@ -183,6 +321,8 @@ async fn run_inner(
     options: CdcOptions,
     backfill: &dyn Backfill,
     out: &SyncSender,
+    sent: &mut SentSchemas,
+    streaming: &mut bool,
 ) -> Result<(), CdcError> {
     let mut conn = Connection::connect(cfg).await?;
     let tables: Vec<Table> = selected.iter().map(|s| s.table.clone()).collect();
@@ -193,9 +333,37 @@ async fn run_inner(
             table = t
         );
     }
-    let state =
+    let mut state =
         publication::ensure_publication(&mut conn, names, &selected, &classified.streamed).await?;
-    let slot = slot::acquire(&mut conn, cfg, names).await?;
+    let mut slot = slot::acquire(&mut conn, cfg, names).await?;
+    let resync = match lost_slot(slot.as_ref(), &state) {
+        None => false,
+        Some(reason) => match options.on_lost_slot {
+            LostSlotAction::Error => {
+                return Err(CdcError::SlotLost {
+                    slot: names.slot.clone(),
+                    publication: names.publication.clone(),
+                    reason,
+                })
+            }
+            LostSlotAction::Resync => {
+                crate::log_warn!(
+                    format!(
+                        "replication slot {} {reason}; cdc_on_lost_slot is resync: creating a new \
+                         slot and copying every streamed table again",
+                        names.slot
+                    ),
+                    slot = names.slot.as_str()
+                );
+                if slot.take().is_some() {
+                    slot::drop_slot(&mut conn, &names.slot).await?;
+                }
+                publication::clear_marks(&mut conn, &names.publication).await?;
+                state = CdcState::default();
+                true
+            }
+        },
+    };
     let streamed_tables: Vec<StreamTable> = selected
         .iter()
         .filter(|s| {
@@ -207,15 +375,19 @@ async fn run_inner(
         .collect();
 
     let mut repl = Connection::connect_replication(cfg).await?;
-    let start = match &slot {
+    let mut start = match &slot {
         None => {
             let new = slot::create_slot(&mut repl, &names.slot).await?;
             crate::log_info!(
                 format!(
-                    "created replication slot {} at {}; initial sync of {} tables",
+                    "created replication slot {} at {}{}",
                     names.slot,
                     format_lsn(new.consistent_point),
-                    tables.len()
+                    if options.initial_sync {
+                        format!("; initial sync of {} tables", tables.len())
+                    } else {
+                        "; cdc_initial_sync is false: existing rows are not copied".into()
+                    }
                 ),
                 slot = names.slot
             );
@@ -225,26 +397,81 @@ async fn run_inner(
                 to_backfill: tables.clone(),
             }
         }
-        Some(s) => backfill::Start {
-            lsn: s.confirmed_flush,
-            snapshot: None,
-            to_backfill: tables
-                .iter()
-                .filter(|t| !state.is_backfilled(&table_key(&t.schema, &t.name)))
-                .cloned()
-                .collect(),
-        },
+        Some(s) => {
+            if repl.server_version_num() >= slot::PG17 && !s.failover {
+                slot::enable_failover(&mut repl, &names.slot).await?;
+            }
+            backfill::Start {
+                lsn: s.confirmed_flush,
+                snapshot: None,
+                to_backfill: tables
+                    .iter()
+                    .filter(|t| !state.is_backfilled(&table_key(&t.schema, &t.name)))
+                    .cloned()
+                    .collect(),
+            }
+        }
     };
+    if !options.initial_sync && !start.to_backfill.is_empty() {
+        // Nothing is copied, now or later: every streamed table counts as backfilled.
+        publication::mark_backfilled(&mut conn, &names.publication, &classified.streamed).await?;
+        start.to_backfill.clear();
+    }
     let start_lsn = start.lsn;
     let migrated =
         backfill::initial_sync(cfg, &mut conn, names, &classified, start, backfill).await?;
+    if resync {
+        // Ending the sync lets the CLI delete, at destinations in write_mode
+        // overwrite-delete-stale, every row this sync did not send again: the rows deleted while
+        // the stream had no slot. The next sync streams from the new slot.
+        crate::log_warn!(
+            format!(
+                "resync of {} tables finished; this sync ends so the CLI removes the rows deleted \
+                 while the slot was missing (write_mode overwrite-delete-stale); run the sync \
+                 again to stream from the new slot",
+                migrated.len()
+            ),
+            slot = names.slot.as_str()
+        );
+        return Ok(());
+    }
     for s in &streamed_tables {
-        if !migrated.contains(&table_key(&s.table.schema, &s.table.name)) {
-            let schema = crate::catalog::schema::arrow_schema(&s.table, &s.dest_name);
+        let schema = crate::catalog::schema::arrow_schema(&s.table, &s.dest_name);
+        if migrated.contains(&table_key(&s.table.schema, &s.table.name)) {
+            sent.is_new(&s.dest_name, &schema);
+        } else if sent.is_new(&s.dest_name, &schema) {
             out.send(SyncMessage::MigrateTable(schema)).await?;
         }
     }
-    apply_loop::stream_changes(repl, conn, names, streamed_tables, start_lsn, options, out).await
+    apply_loop::stream_changes(
+        repl,
+        conn,
+        names,
+        streamed_tables,
+        start_lsn,
+        options,
+        out,
+        streaming,
+    )
+    .await
+}
+
+/// Why the slot can no longer stream, if it cannot: gone although the publication's marks say
+/// an earlier run streamed from it (a failover to a server without it, or dropped by hand), or
+/// invalidated by the server.
+fn lost_slot(slot: Option<&slot::SlotInfo>, state: &CdcState) -> Option<String> {
+    match slot {
+        None if !state.backfilled.is_empty() => Some(
+            "is missing although an earlier run streamed from it (a failover to a server without \
+             the slot, or dropped by hand)"
+                .into(),
+        ),
+        None => None,
+        Some(s) => s
+            .invalidated
+            .as_ref()
+            .map(|why| format!("was invalidated by the server ({why})")),
+    }
 }
 
 /// Drops one `cdc_id`'s slot and publication (the `cleanup-cdc` command); one line per object,

@@ -156,6 +156,13 @@ pub fn publication_entry(t: &StreamTable, server_version: u32) -> String {
 }
 
 /// Mark `tables` as backfilled (read-modify-write in one transaction).
+/// Forgets every backfill mark: the next start copies every table again.
+pub async fn clear_marks(conn: &mut Connection, publication: &str) -> Result<(), CdcError> {
+    conn.batch_execute(&write_state_sql(publication, &CdcState::default()))
+        .await?;
+    Ok(())
+}
+
 pub async fn mark_backfilled(
     conn: &mut Connection,
     publication: &str,

@@ -53,17 +53,41 @@ pub struct SlotInfo {
     pub active_pid: Option<i32>,
     pub plugin: String,
     pub database: String,
+    /// Why the server will no longer stream from it, when it will not: `wal_status = lost`
+    /// (13+), `conflicting` (16+), `invalidation_reason` (17+).
+    pub invalidated: Option<String>,
+    /// Created (or altered) as a failover slot (17+), which a standby can synchronize.
+    pub failover: bool,
 }
+
+/// First version whose slots can be synchronized to a standby (`FAILOVER`).
+pub const PG17: u32 = 170_000;
 
 /// The slot's state, or `None` when it does not exist.
 pub async fn slot_info(conn: &mut Connection, slot: &str) -> Result<Option<SlotInfo>, CdcError> {
-    let result = conn
-        .query(
-            "SELECT confirmed_flush_lsn::text, active_pid::text, plugin, database \
-             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-            &[Param::Text(slot)],
-        )
-        .await?;
+    let version = conn.server_version_num();
+    // Columns that older versions lack are read as NULL.
+    let wal_status = if version >= 130_000 {
+        "wal_status"
+    } else {
+        "NULL"
+    };
+    let conflicting = if version >= 160_000 {
+        "conflicting::text"
+    } else {
+        "NULL"
+    };
+    let (reason, failover) = if version >= PG17 {
+        ("invalidation_reason", "failover::text")
+    } else {
+        ("NULL", "NULL")
+    };
+    let sql = format!(
+        "SELECT confirmed_flush_lsn::text, active_pid::text, plugin, database, {wal_status}, \
+         {conflicting}, {reason}, {failover} \
+         FROM pg_catalog.pg_replication_slots WHERE slot_name = $1"
+    );
+    let result = conn.query(&sql, &[Param::Text(slot)]).await?;
     let Some(row) = result.rows.first() else {
         return Ok(None);
     };
@@ -79,11 +103,19 @@ pub async fn slot_info(conn: &mut Connection, slot: &str) -> Result<Option<SlotI
         )))
         }
     };
+    let invalidated = match (cell(4).as_deref(), cell(5).as_deref(), cell(6)) {
+        (_, _, Some(reason)) => Some(format!("invalidation_reason {reason}")),
+        (Some("lost"), _, None) => Some("wal_status lost: the WAL it needs was removed".into()),
+        (_, Some("true"), None) => Some("conflicting with recovery on this standby".into()),
+        _ => None,
+    };
     Ok(Some(SlotInfo {
         confirmed_flush: confirmed,
         active_pid: cell(1).and_then(|p| p.parse().ok()),
         plugin: cell(2).unwrap_or_default(),
         database: cell(3).unwrap_or_default(),
+        invalidated,
+        failover: cell(7).as_deref() == Some("true"),
     }))
 }
 
@@ -97,12 +129,15 @@ pub struct NewSlot {
 /// `CREATE_REPLICATION_SLOT <slot> LOGICAL pgoutput EXPORT_SNAPSHOT` on the replication
 /// connection (the legacy syntax, accepted by 12 to 18). The snapshot stays valid until the next
 /// command on `repl`, so keep it idle during the initial sync.
+/// On 17+ the slot is a failover slot, so a standby with `sync_replication_slots` keeps a copy
+/// that can take over after a promotion.
 pub async fn create_slot(repl: &mut Connection, slot: &str) -> Result<NewSlot, CdcError> {
-    let results = repl
-        .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
-        ))
-        .await?;
+    let command = if repl.server_version_num() >= PG17 {
+        format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER)")
+    } else {
+        format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT")
+    };
+    let results = repl.simple_query(&command).await?;
     let row = results
         .into_iter()
         .next()
@@ -119,6 +154,24 @@ pub async fn create_slot(repl: &mut Connection, slot: &str) -> Result<NewSlot, C
             "CREATE_REPLICATION_SLOT {slot}: unexpected answer (no consistent point or snapshot)"
         ))),
     }
+}
+
+/// Makes an existing slot a failover slot (17+; slots created by earlier versions of this
+/// plugin were not), on the replication connection.
+pub async fn enable_failover(repl: &mut Connection, slot: &str) -> Result<(), CdcError> {
+    repl.simple_query(&format!("ALTER_REPLICATION_SLOT {slot} (FAILOVER true)"))
+        .await?;
+    Ok(())
+}
+
+/// Drops the slot (it must not be in use).
+pub async fn drop_slot(conn: &mut Connection, slot: &str) -> Result<(), CdcError> {
+    conn.query(
+        "SELECT pg_catalog.pg_drop_replication_slot($1)",
+        &[Param::Text(slot)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Drop the slot and the publication of a `cdc_id` (the `cdc-drop` subcommand): what exists is

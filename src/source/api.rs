@@ -57,19 +57,7 @@ impl SourceError {
 }
 
 /// `outer: inner: root`, skipping a cause whose text the outer message already contains.
-pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
-}
+pub use crate::logging::error_chain as chain_text;
 
 /// TestConnection failure codes used by the SDK and the official plugins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

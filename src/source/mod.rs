@@ -466,6 +466,9 @@ async fn sync_cdc(
         CdcOptions {
             rows_per_record: options.rows_per_record,
             values: options.values,
+            reconnect_timeout: state.spec.cdc.reconnect_timeout,
+            initial_sync: state.spec.cdc.initial_sync,
+            on_lost_slot: state.spec.cdc.on_lost_slot,
         },
         &backfill,
         out,

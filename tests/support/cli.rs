@@ -214,6 +214,14 @@ impl Config {
         self
     }
 
+    /// Adds (or replaces) keys of the plugin spec.
+    pub fn spec_extra(mut self, extra: Value) -> Self {
+        if let (Some(spec), Some(extra)) = (self.spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        self
+    }
+
     pub fn tables(mut self, tables: &[&str]) -> Self {
         self.tables = tables.iter().map(|s| s.to_string()).collect();
         self

@@ -101,6 +101,10 @@ pub struct Streamer {
     /// LSN of the message being handled (for errors).
     lsn: Lsn,
     scratch: Vec<u8>,
+    /// Inserts, updates and deletes seen (for the lag line and the metrics).
+    changes: u64,
+    /// Commit time of the last transaction seen (microseconds since 2000-01-01 UTC).
+    last_commit_time: Option<i64>,
     /// Value options: column mapping of re-read catalogs, the readers' value rules.
     values: ValueOptions,
 }
@@ -144,6 +148,8 @@ impl Streamer {
             fetch,
             lsn: 0,
             scratch: Vec::new(),
+            changes: 0,
+            last_commit_time: None,
         }
     }
 
@@ -163,6 +169,16 @@ impl Streamer {
             lsn: self.lsn,
             source,
         }
+    }
+
+    /// Inserts, updates and deletes seen so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Commit time of the last transaction seen, in PostgreSQL's clock (µs since 2000-01-01).
+    pub fn last_commit_time(&self) -> Option<i64> {
+        self.last_commit_time
     }
 
     /// The LSN of the message being handled.
@@ -199,9 +215,13 @@ impl Streamer {
         })?;
         match msg {
             PgOutputMessage::Begin(b) => self.buffer.begin(b.final_lsn),
-            PgOutputMessage::Commit(c) => self.buffer.commit(c.end_lsn),
+            PgOutputMessage::Commit(c) => {
+                self.last_commit_time = Some(c.commit_time);
+                self.buffer.commit(c.end_lsn)
+            }
             PgOutputMessage::Relation(r) => self.relation(&r, now).await?,
             PgOutputMessage::Insert(i) => {
+                self.changes += 1;
                 if let Some(table) = self.rel_table(i.relation_id) {
                     let row = self.row(i.relation_id, &i.new, None).await?;
                     if let Some(row) = row {
@@ -211,6 +231,7 @@ impl Streamer {
                 }
             }
             PgOutputMessage::Update(u) => {
+                self.changes += 1;
                 if let Some(table) = self.rel_table(u.relation_id) {
                     let old_full = match &u.old {
                         Some((OldKind::Old, old)) => Some(*old),
@@ -234,6 +255,7 @@ impl Streamer {
                 }
             }
             PgOutputMessage::Delete(d) => {
+                self.changes += 1;
                 if let Some(table) = self.rel_table(d.relation_id) {
                     let old = self.values(d.relation_id, &d.old.1)?;
                     let key = self.key_of(d.relation_id, &old);

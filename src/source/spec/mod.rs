@@ -18,6 +18,7 @@
 //! `connection_string`. [`schema`] expresses the same rules as a JSON
 //! Schema for `cloudquery validate-config`.
 
+pub mod cdc_options;
 pub mod schema;
 pub mod table_options;
 pub mod template;
@@ -30,6 +31,8 @@ use serde_json::{Map, Value};
 pub use crate::cdc::CdcId;
 use crate::decode::ValueOptions;
 use crate::logging::Level;
+use cdc_options::parse_cdc_options;
+pub use cdc_options::CdcSpec;
 use table_options::{parse_incremental, parse_table_options};
 pub use table_options::{IncrementalMode, TableOptionsEntry};
 pub use template::{
@@ -40,12 +43,15 @@ use values::parse_value_options;
 pub const DEFAULT_ROWS_PER_RECORD: usize = 500;
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 15] = [
     "connection_string",
     "pgx_log_level",
     "rows_per_record",
     "destination_table_name",
     "cdc_id",
+    "cdc_reconnect_timeout",
+    "cdc_initial_sync",
+    "cdc_on_lost_slot",
     "concurrency",
     "incremental",
     "table_options",
@@ -120,6 +126,8 @@ pub struct Spec {
     pub destination_table_name: TableNameTemplate,
     /// `Some` when CDC is on.
     pub cdc_id: Option<CdcId>,
+    /// `cdc_reconnect_timeout`, `cdc_initial_sync`, `cdc_on_lost_slot` (used only with `cdc_id`).
+    pub cdc: CdcSpec,
     /// Tables read at the same time.
     pub concurrency: usize,
     /// How tables without a `cursor_column` are synced.
@@ -310,6 +318,7 @@ impl Spec {
             }
         }
         let mut value_errors = Vec::new();
+        let cdc = parse_cdc_options(map, &mut value_errors);
         let values = parse_value_options(map, &mut value_errors);
         errors.extend(value_errors.into_iter().map(|(f, p)| SpecError::new(f, p)));
 
@@ -330,6 +339,7 @@ impl Spec {
             rows_per_record,
             destination_table_name,
             cdc_id,
+            cdc,
             concurrency,
             incremental,
             table_options,

@@ -143,6 +143,7 @@ pub fn spec_schema() -> Value {
     });
     if let Some(props) = schema["properties"].as_object_mut() {
         props.extend(super::values::value_properties());
+        props.extend(super::cdc_options::cdc_properties());
     }
     schema
 }

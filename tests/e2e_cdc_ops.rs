@@ -1,0 +1,313 @@
+//! CDC under operations, end to end (the real CLI, the real plugin binary, real PostgreSQL
+//! servers, the test destination applying upserts and deletes): server restarts and a
+//! terminated walsender during a workload, the reconnect timeout, streaming without the initial
+//! copy, and a slot the server invalidated. Expected state always comes from PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod e2e_cdc_support;
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cq_source_postgresql::wire::{Config, Connection};
+use e2e_cdc_support::*;
+use serde_json::json;
+use support::pg::{roles, PgOptions, PgServer};
+
+const TABLES: [&str; 3] = ["o1", "o2", "o3"];
+
+fn create_tables(pg: &PgServer) {
+    for t in TABLES {
+        pg.psql(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, v text, n int);
+             INSERT INTO {t} SELECT g, 'seed', 0 FROM generate_series(1, 300, 2) g;"
+        ));
+    }
+}
+
+/// Random inserts, updates and deletes until `stop`, reconnecting whenever the server goes
+/// away (a failed transaction is simply not counted: the expected state is read from the
+/// server afterwards). Returns the committed transactions.
+fn resilient_workload(
+    url: String,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let cfg = Config::parse(&url).unwrap();
+            let mut conn: Option<Connection> = None;
+            let mut x = seed | 1;
+            let mut rnd = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            let mut committed = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let Some(c) = conn.as_mut() else {
+                    conn = Connection::connect(&cfg).await.ok();
+                    if conn.is_none() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    continue;
+                };
+                let mut sql = String::from("BEGIN;");
+                for _ in 0..1 + rnd(4) {
+                    let t = TABLES[rnd(3) as usize];
+                    let k = rnd(300);
+                    sql.push_str(&match rnd(3) {
+                        0 => format!(
+                            "INSERT INTO {t} VALUES ({k}, 'i{committed}', 0) ON CONFLICT (id) \
+                             DO UPDATE SET v = excluded.v, n = {t}.n + 1;"
+                        ),
+                        1 => {
+                            format!("UPDATE {t} SET v = 'u{committed}', n = n + 1 WHERE id = {k};")
+                        }
+                        _ => format!("DELETE FROM {t} WHERE id = {k};"),
+                    });
+                }
+                sql.push_str("COMMIT;");
+                match c.batch_execute(&sql).await {
+                    Ok(()) => committed += 1,
+                    Err(_) => conn = None,
+                }
+                tokio::time::sleep(Duration::from_millis(rnd(20))).await;
+            }
+            committed
+        })
+    })
+}
+
+/// How many times the plugin has started streaming so far.
+fn streams_started(run: &support::cli::RunningCli) -> usize {
+    run.log().matches("streaming changes of").count()
+}
+
+fn wait_streams(run: &mut support::cli::RunningCli, n: usize, timeout: Duration) {
+    let ok = run.wait_for(timeout, |log| {
+        log.matches("streaming changes of").count() >= n
+    });
+    assert!(ok, "stream {n} did not start; CLI log:\n{}", run.log());
+}
+
+/// Must-show 1: the server restarted twice and the walsender terminated once during a random
+/// workload; the CLI never exits, and once the workload stops the destination equals the
+/// source row for row.
+#[test]
+fn cdc_survives_server_restarts_and_a_terminated_walsender() {
+    let mut pg = PgServer::start();
+    create_tables(&pg);
+    let tmp = tempfile::tempdir().unwrap();
+    let cdc = CdcRun::new(&pg, tmp.path(), "e2e-ops", &TABLES);
+    let mut run = cdc.start_streaming();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let load = resilient_workload(
+        pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres"),
+        stop.clone(),
+        seed,
+    );
+    for (i, operation) in ["restart", "terminate walsender", "restart"]
+        .iter()
+        .enumerate()
+    {
+        std::thread::sleep(Duration::from_secs(2));
+        match *operation {
+            "restart" => pg.restart(),
+            _ => {
+                let terminated = one(
+                    &pg,
+                    "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots \
+                     WHERE slot_name = 'cq_e2e_ops' AND active_pid IS NOT NULL",
+                );
+                assert_eq!(terminated, "1", "the walsender was not found");
+            }
+        }
+        println!("{operation}");
+        wait_streams(&mut run, i + 2, Duration::from_secs(90));
+        assert!(run.is_running(), "the CLI exited:\n{}", run.log());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let committed = load.join().unwrap();
+    println!("{committed} transactions committed");
+    assert!(committed > 50, "the workload hardly ran: {committed}");
+    wait_equal(&pg, &cdc.dest, &TABLES, Duration::from_secs(120));
+    assert!(run.is_running(), "the CLI exited:\n{}", run.log());
+    let log = run.log();
+    assert!(
+        log.contains("CDC stream interrupted; reconnecting"),
+        "{log}"
+    );
+    assert_eq!(streams_started(&run), 4);
+    // No initial sync was repeated: one slot creation, one backfill.
+    assert_eq!(log.matches("created replication slot").count(), 1, "{log}");
+    assert_eq!(log.matches("backfilling").count(), 1, "{log}");
+    interrupt(run);
+}
+
+/// Must-show 8: a server stopped for good ends the sync after `cdc_reconnect_timeout`, exit
+/// code 1, with a message naming the host and the last error.
+#[test]
+fn cdc_reconnect_timeout_ends_the_sync_naming_the_host() {
+    let mut pg = PgServer::start();
+    create_tables(&pg);
+    let tmp = tempfile::tempdir().unwrap();
+    let cdc = CdcRun::with(&pg, tmp.path(), "e2e-gone", &TABLES, |c| {
+        c.spec_extra(json!({ "cdc_reconnect_timeout": "5s" }))
+    });
+    let run = cdc.start_streaming();
+    let stopped = Instant::now();
+    pg.stop();
+    let done = run.wait();
+    let took = stopped.elapsed();
+    let out = done.output();
+    assert_eq!(done.code, Some(1), "{out}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(60),
+        "ended after {took:?}\n{out}"
+    );
+    assert!(out.contains("cdc_reconnect_timeout"), "{out}");
+    assert!(out.contains(&format!("127.0.0.1:{}", pg.port())), "{out}");
+    assert!(out.contains("last error"), "{out}");
+    assert!(
+        !out.contains(roles::PASSWORD),
+        "the password leaked:\n{out}"
+    );
+}
+
+/// Must-show 7: `cdc_initial_sync: false` sends no existing row, and streams later changes.
+#[test]
+fn cdc_initial_sync_false_streams_only_new_changes() {
+    let pg = PgServer::start();
+    create_tables(&pg);
+    let tmp = tempfile::tempdir().unwrap();
+    let cdc = CdcRun::with(&pg, tmp.path(), "e2e-nocopy", &TABLES, |c| {
+        c.spec_extra(json!({ "cdc_initial_sync": false }))
+    });
+    let run = cdc.start_streaming();
+    pg.psql(
+        "INSERT INTO o1 VALUES (1000, 'new', 1);
+         UPDATE o2 SET v = 'changed' WHERE id = 1;
+         DELETE FROM o3 WHERE id = 3;",
+    );
+    let want_o1 = json!([{ "id": 1000, "v": "new", "n": 1 }]);
+    let want_o2 = json!([{ "id": 1, "v": "changed", "n": 0 }]);
+    let end = Instant::now() + Duration::from_secs(60);
+    while (serde_json::Value::from(dest_rows(&cdc.dest, "o1")) != want_o1
+        || serde_json::Value::from(dest_rows(&cdc.dest, "o2")) != want_o2)
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(serde_json::Value::from(dest_rows(&cdc.dest, "o1")), want_o1);
+    assert_eq!(serde_json::Value::from(dest_rows(&cdc.dest, "o2")), want_o2);
+    assert_eq!(dest_rows(&cdc.dest, "o3"), Vec::<serde_json::Value>::new());
+    let done = interrupt(run);
+    assert!(!done.log.contains("backfilling"), "{}", done.output());
+    // A later start copies nothing either.
+    let run = cdc.start_streaming();
+    std::thread::sleep(Duration::from_secs(2));
+    let done = interrupt(run);
+    assert!(!done.log.contains("backfilling"), "{}", done.output());
+    assert_eq!(dest_rows(&cdc.dest, "o1").len(), 1);
+}
+
+/// Fills and recycles WAL until the slot's `wal_status` is `lost` (max_slot_wal_keep_size 1MB).
+fn invalidate_slot(pg: &PgServer, slot: &str) {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        pg.psql(
+            "CREATE TABLE IF NOT EXISTS filler (v text);
+             INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 20000);
+             TRUNCATE filler;
+             SELECT pg_switch_wal();
+             CHECKPOINT;",
+        );
+        let status = one(
+            pg,
+            &format!("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+        );
+        if status == "lost" {
+            return;
+        }
+        assert!(Instant::now() < end, "the slot is still {status:?}");
+    }
+}
+
+/// Must-show 4: a slot invalidated by `max_slot_wal_keep_size`. With the default
+/// `cdc_on_lost_slot: error` the sync stops with the message; with `resync` it copies every
+/// table again in a new slot's snapshot and ends, so the CLI's delete-stale removes the rows
+/// deleted while the slot was lost; the next sync streams again.
+#[test]
+fn cdc_invalidated_slot_error_then_resync() {
+    let pg = PgServer::start_with(PgOptions {
+        extra_conf: vec![
+            "max_slot_wal_keep_size = 1".into(),
+            "wal_keep_size = 0".into(),
+        ],
+        ..PgOptions::default()
+    });
+    create_tables(&pg);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // write_mode overwrite-delete-stale (the CLI's default) so that a resync's end removes rows.
+    let with = |action: &'static str| {
+        move |c: support::cli::Config| {
+            c.write_mode("overwrite-delete-stale")
+                .spec_extra(json!({ "cdc_on_lost_slot": action }))
+        }
+    };
+    let cdc = CdcRun::with(&pg, &dir, "e2e-lost", &TABLES, with("error"));
+    let run = cdc.start_streaming();
+    pg.psql("DELETE FROM o1 WHERE id <= 11; UPDATE o2 SET v = 'streamed' WHERE id = 1;");
+    wait_equal(&pg, &cdc.dest, &TABLES, Duration::from_secs(60));
+    interrupt(run);
+    // While no sync runs: changes, then the slot is invalidated.
+    pg.psql("DELETE FROM o1 WHERE id BETWEEN 13 AND 41; INSERT INTO o3 VALUES (1001, 'gap', 0);");
+    invalidate_slot(&pg, "cq_e2e_lost");
+
+    let done = cdc.spawn().wait();
+    let out = done.output();
+    assert_eq!(done.code, Some(1), "{out}");
+    assert!(
+        out.contains("replication slot cq_e2e_lost was invalidated"),
+        "{out}"
+    );
+    assert!(out.contains("cdc_on_lost_slot: resync"), "{out}");
+
+    let cdc = CdcRun::with(&pg, &dir, "e2e-lost", &TABLES, with("resync"));
+    let done = cdc.spawn().wait();
+    let out = done.output();
+    assert_eq!(done.code, Some(0), "{out}");
+    assert!(out.contains("resync of 3 tables finished"), "{out}");
+    // Deleted rows included: the destination equals the source.
+    wait_equal(&pg, &cdc.dest, &TABLES, Duration::from_secs(30));
+    let (slot, _) = objects_exist(&pg, "cq_e2e_lost");
+    assert!(slot, "a new slot exists");
+    assert_ne!(
+        one(
+            &pg,
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'cq_e2e_lost'"
+        ),
+        "lost"
+    );
+    // The next sync streams from the new slot without copying again.
+    let run = cdc.start_streaming();
+    pg.psql("UPDATE o3 SET v = 'after' WHERE id = 1001;");
+    wait_equal(&pg, &cdc.dest, &TABLES, Duration::from_secs(60));
+    let done = interrupt(run);
+    assert!(!done.log.contains("backfilling"), "{}", done.output());
+}
