@@ -98,6 +98,8 @@ struct Tls {
     foreign_client_key: PathBuf,
 }
 
+mod standby;
+
 pub struct PgServer {
     major: u32,
     bin_dir: PathBuf,
@@ -908,7 +910,11 @@ fn wait_ready(data_dir: &Path, child: &mut Child) -> Result<(), String> {
             return Err(format!("postgres exited: {status}"));
         }
         if let Ok(text) = fs::read_to_string(&pid_file) {
-            if text.lines().nth(7).map(str::trim) == Some("ready") {
+            // `standby`: a hot standby accepting read-only connections.
+            if matches!(
+                text.lines().nth(7).map(str::trim),
+                Some("ready" | "standby")
+            ) {
                 return Ok(());
             }
         }
