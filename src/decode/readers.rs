@@ -56,13 +56,9 @@ use super::fixed::Fixed;
 use super::inet::write_inet;
 use super::interval::interval_value;
 use super::numeric::write_numeric;
-use super::rules::{Ruled, ValueOptions, PG_EPOCH_DAYS};
+use super::rules::{Ruled, ValueOptions};
 use super::types::{arrow_type, time_unit, PgType};
-
-/// Seconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_SECS: i64 = 946_684_800;
-const USECS_PER_SEC: i64 = 1_000_000;
-const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
+use crate::wire::epoch::{PG_EPOCH_DAYS, PG_EPOCH_SECS, USECS_PER_DAY, USECS_PER_SEC};
 
 /// Reads one column's binary values into Arrow.
 #[derive(Debug)]

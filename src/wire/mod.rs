@@ -1,7 +1,8 @@
 //! The PostgreSQL frontend/backend protocol, hand-rolled on tokio.
 //!
 //! - [`config`]: connection strings (URL and DSN), the `PG*` environment, the passfile.
-//! - [`codec`]: framing and parsing of backend messages, frontend encoders; no I/O (fuzzed).
+//! - [`codec`]: framing, backend-message parsing, frontend-message encoding; no I/O (fuzzed).
+//! - [`epoch`]: PostgreSQL's clock (2000-01-01) and its offsets from the Unix epoch.
 //! - [`connection`]: the socket, message I/O and connection state; `startup` connects (TLS in
 //!   `tls`, authentication helpers in [`auth`]); [`query`] runs simple and extended queries.
 //! - [`copy`] / [`replication`]: COPY TO STDOUT and CopyBoth streams whose payloads are borrowed
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod copy;
+pub mod epoch;
 pub mod error;
 pub mod keepalive;
 pub mod query;
@@ -21,10 +23,11 @@ pub mod replication;
 mod startup;
 mod tls;
 
-pub use codec::{pg_clock_now, FieldDescription, ReplicationMessage, PG_EPOCH_OFFSET_MICROS};
+pub use codec::{FieldDescription, ReplicationMessage};
 pub use config::{Config, Host, HostSpec, RootCert, SslMode, TargetSessionAttrs};
 pub use connection::{CancelToken, Connection};
 pub use copy::CopyOut;
+pub use epoch::{pg_clock_now, PG_EPOCH_OFFSET_MICROS};
 pub use error::{ConfigError, Error, ServerError};
 pub use query::{Param, QueryResult, Row, SimpleResult};
 pub use replication::ReplicationStream;

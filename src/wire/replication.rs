@@ -86,7 +86,7 @@ impl ReplicationStream<'_> {
     }
 
     /// Reports progress: LSNs written, flushed and applied; `clock` in microseconds since
-    /// 2000-01-01 (see [`codec::pg_clock_now`]); `reply_requested` asks for a keepalive back.
+    /// 2000-01-01 (see [`super::epoch::pg_clock_now`]); `reply_requested` asks for a keepalive back.
     pub async fn send_status_update(
         &mut self,
         write: u64,
