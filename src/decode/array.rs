@@ -19,7 +19,7 @@ use super::rules::ValueOptions;
 use super::types::{list_item_field, PgType};
 
 /// PostgreSQL's MAXDIM: array_recv rejects more dimensions.
-const MAX_ARRAY_DIMS: i32 = 6;
+pub(crate) const MAX_ARRAY_DIMS: i32 = 6;
 
 /// A list column: offsets + validity of its own, the flattened elements in the child reader.
 #[derive(Debug)]

@@ -9,14 +9,16 @@
 use super::buf::Buf;
 use super::error::DecodeError;
 
-const SIGN_POS: u16 = 0x0000;
-const SIGN_NEG: u16 = 0x4000;
-const SIGN_NAN: u16 = 0xC000;
-const SIGN_PINF: u16 = 0xD000;
-const SIGN_NINF: u16 = 0xF000;
-/// numeric_recv rejects display scales outside this mask.
-const DSCALE_MASK: u16 = 0x3FFF;
-const NBASE: i16 = 10000;
+/// The sign word of the wire form: the two finite signs and the three special values.
+pub(crate) const NUMERIC_POS: u16 = 0x0000;
+pub(crate) const NUMERIC_NEG: u16 = 0x4000;
+pub(crate) const NUMERIC_NAN: u16 = 0xC000;
+pub(crate) const NUMERIC_PINF: u16 = 0xD000;
+pub(crate) const NUMERIC_NINF: u16 = 0xF000;
+/// numeric_recv rejects display scales outside this mask (`NUMERIC_DSCALE_MASK`).
+pub(crate) const DSCALE_MASK: u16 = 0x3FFF;
+/// The base of numeric's digits.
+pub(crate) const NBASE: u16 = 10_000;
 
 /// Where numeric text goes: a `String`, or straight into an Arrow `StringBuilder` (whose
 /// current value the caller then closes with `append_value("")`). Writes cannot fail.
@@ -115,11 +117,11 @@ pub(crate) fn numeric_wire(bytes: &[u8]) -> Result<NumericWire<'_>, DecodeError>
         });
     }
     let kind = match sign {
-        SIGN_POS => NumericKind::Finite { negative: false },
-        SIGN_NEG => NumericKind::Finite { negative: true },
-        SIGN_NAN => NumericKind::NaN,
-        SIGN_PINF => NumericKind::PosInfinity,
-        SIGN_NINF => NumericKind::NegInfinity,
+        NUMERIC_POS => NumericKind::Finite { negative: false },
+        NUMERIC_NEG => NumericKind::Finite { negative: true },
+        NUMERIC_NAN => NumericKind::NaN,
+        NUMERIC_PINF => NumericKind::PosInfinity,
+        NUMERIC_NINF => NumericKind::NegInfinity,
         other => {
             return Err(DecodeError::Invalid {
                 what: "numeric sign",
@@ -137,7 +139,8 @@ pub(crate) fn numeric_wire(bytes: &[u8]) -> Result<NumericWire<'_>, DecodeError>
     }
     for c in digits.chunks_exact(2) {
         let d = i16::from_be_bytes([c[0], c[1]]);
-        if !(0..NBASE).contains(&d) {
+        // A negative digit reads as ≥ 32768 unsigned, so one comparison rejects both.
+        if u16::from_be_bytes([c[0], c[1]]) >= NBASE {
             return Err(DecodeError::Invalid {
                 what: "numeric digit",
                 expected: "a base-10000 digit 0..=9999",
