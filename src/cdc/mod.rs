@@ -346,7 +346,13 @@ async fn run_inner(
             if streamer.ack().status_due(now, false) {
                 let st = streamer.ack().status(now);
                 stream
-                    .send_status_update(st.write, st.flush, st.apply, pg_clock_now(), false)
+                    .send_status_update(
+                        st.write.into(),
+                        st.flush.into(),
+                        st.apply.into(),
+                        pg_clock_now(),
+                        false,
+                    )
                     .await?;
             }
         }
@@ -354,7 +360,13 @@ async fn run_inner(
         if streamer.ack().status_due(now, reply_now) {
             let st = streamer.ack().status(now);
             stream
-                .send_status_update(st.write, st.flush, st.apply, pg_clock_now(), false)
+                .send_status_update(
+                    st.write.into(),
+                    st.flush.into(),
+                    st.apply.into(),
+                    pg_clock_now(),
+                    false,
+                )
                 .await?;
         }
     }
@@ -382,9 +394,9 @@ async fn on_message(
             data,
             ..
         }) => {
-            streamer.ack().received(wal_end);
+            streamer.ack().received(wal_end.into());
             *bytes += data.len();
-            streamer.handle_xlog(wal_start, data, now).await?;
+            streamer.handle_xlog(wal_start.into(), data, now).await?;
             Ok(false)
         }
         Some(ReplicationMessage::PrimaryKeepalive {
@@ -392,9 +404,9 @@ async fn on_message(
             reply_requested,
             ..
         }) => {
-            streamer.ack().received(wal_end);
+            streamer.ack().received(wal_end.into());
             if streamer.buffer().is_idle() {
-                streamer.ack().idle_at(wal_end, now);
+                streamer.ack().idle_at(wal_end.into(), now);
             }
             Ok(reply_requested)
         }

@@ -191,8 +191,8 @@ impl Streamer {
             ))
         })?;
         match msg {
-            PgOutputMessage::Begin(b) => self.buffer.begin(b.final_lsn),
-            PgOutputMessage::Commit(c) => self.buffer.commit(c.end_lsn),
+            PgOutputMessage::Begin(b) => self.buffer.begin(b.final_lsn.into()),
+            PgOutputMessage::Commit(c) => self.buffer.commit(c.end_lsn.into()),
             PgOutputMessage::Relation(r) => self.relation(&r, now).await?,
             PgOutputMessage::Insert(i) => {
                 if let Some(table) = self.rel_table(i.relation_id) {

@@ -7,6 +7,7 @@
 //!   `tls`, authentication helpers in [`auth`]); [`query`] runs simple and extended queries.
 //! - [`copy`] / [`replication`]: COPY TO STDOUT and CopyBoth streams whose payloads are borrowed
 //!   from the connection's read buffer.
+//! - [`lsn`]: a position in the write-ahead log and its `XXX/XXX` text form.
 //! - [`error`]: the typed errors.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod copy;
 pub mod epoch;
 pub mod error;
 pub mod keepalive;
+pub mod lsn;
 pub mod query;
 pub mod replication;
 mod startup;
@@ -29,5 +31,6 @@ pub use connection::{CancelToken, Connection};
 pub use copy::CopyOut;
 pub use epoch::{pg_clock_now, PG_EPOCH_OFFSET_MICROS};
 pub use error::{ConfigError, Error, ServerError};
+pub use lsn::{Lsn, LsnParseError};
 pub use query::{Param, QueryResult, Row, SimpleResult};
 pub use replication::ReplicationStream;

@@ -4,6 +4,7 @@
 use super::codec::{self, tag, ReplicationMessage};
 use super::connection::{Connection, State};
 use super::error::Error;
+use super::lsn::Lsn;
 
 /// An open CopyBoth stream. [`ReplicationStream::next_message`] is cancel-safe: a caller may
 /// `tokio::select!` it against a timer and send a status update when the timer wins.
@@ -89,9 +90,9 @@ impl ReplicationStream<'_> {
     /// 2000-01-01 (see [`super::epoch::pg_clock_now`]); `reply_requested` asks for a keepalive back.
     pub async fn send_status_update(
         &mut self,
-        write: u64,
-        flush: u64,
-        apply: u64,
+        write: Lsn,
+        flush: Lsn,
+        apply: Lsn,
         clock: i64,
         reply_requested: bool,
     ) -> Result<(), Error> {

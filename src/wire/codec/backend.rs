@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use super::{err, CodecError, Cursor};
 use crate::wire::error::ServerError;
+use crate::wire::lsn::Lsn;
 
 /// Fields of an ErrorResponse or NoticeResponse. Unknown field codes are skipped (the protocol
 /// says so); texts that are not UTF-8 (a server encoding before client_encoding applies) are
@@ -220,14 +221,14 @@ pub fn parse_copy_response(body: &[u8]) -> Result<CopyResponse, CodecError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicationMessage<'a> {
     XLogData {
-        wal_start: u64,
-        wal_end: u64,
+        wal_start: Lsn,
+        wal_end: Lsn,
         /// Server clock, microseconds since 2000-01-01 UTC.
         server_clock: i64,
         data: &'a [u8],
     },
     PrimaryKeepalive {
-        wal_end: u64,
+        wal_end: Lsn,
         server_clock: i64,
         reply_requested: bool,
     },
@@ -237,13 +238,13 @@ pub fn parse_replication_message(payload: &[u8]) -> Result<ReplicationMessage<'_
     let mut c = Cursor::new(payload, "replication message");
     match c.u8()? {
         b'w' => Ok(ReplicationMessage::XLogData {
-            wal_start: c.u64()?,
-            wal_end: c.u64()?,
+            wal_start: Lsn::new(c.u64()?),
+            wal_end: Lsn::new(c.u64()?),
             server_clock: c.i64()?,
             data: c.remaining(),
         }),
         b'k' => {
-            let wal_end = c.u64()?;
+            let wal_end = Lsn::new(c.u64()?);
             let server_clock = c.i64()?;
             let reply = c.u8()?;
             Ok(ReplicationMessage::PrimaryKeepalive {

@@ -3,6 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{err, CodecError};
+use crate::wire::lsn::Lsn;
 
 /// A Bind parameter already encoded: format code and value (`None` = NULL).
 pub struct BindParam<'a> {
@@ -91,18 +92,18 @@ pub fn encode_cancel_request(buf: &mut BytesMut, process_id: i32, secret_key: &[
 /// StandbyStatusUpdate ('r') wrapped in CopyData.
 pub fn encode_standby_status_update(
     buf: &mut BytesMut,
-    write: u64,
-    flush: u64,
-    apply: u64,
+    write: Lsn,
+    flush: Lsn,
+    apply: Lsn,
     clock: i64,
     reply_requested: bool,
 ) {
     buf.put_u8(b'd');
     buf.put_i32(4 + 1 + 8 * 4 + 1);
     buf.put_u8(b'r');
-    buf.put_u64(write);
-    buf.put_u64(flush);
-    buf.put_u64(apply);
+    buf.put_u64(write.as_u64());
+    buf.put_u64(flush.as_u64());
+    buf.put_u64(apply.as_u64());
     buf.put_i64(clock);
     buf.put_u8(reply_requested as u8);
 }

@@ -1,6 +1,7 @@
 //! Unit tests of framing, parsing and encoding.
 
 use super::*;
+use crate::wire::Lsn;
 use bytes::BytesMut;
 
 fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -85,8 +86,8 @@ fn replication_messages() {
     assert_eq!(
         parse_replication_message(&x).unwrap(),
         ReplicationMessage::XLogData {
-            wal_start: 1,
-            wal_end: 2,
+            wal_start: Lsn::new(1),
+            wal_end: Lsn::new(2),
             server_clock: 3,
             data: b"payload"
         }
@@ -98,7 +99,7 @@ fn replication_messages() {
     assert_eq!(
         parse_replication_message(&k).unwrap(),
         ReplicationMessage::PrimaryKeepalive {
-            wal_end: 9,
+            wal_end: Lsn::new(9),
             server_clock: 8,
             reply_requested: true
         }
@@ -125,7 +126,7 @@ fn auth_requests() {
 #[test]
 fn standby_status_update_layout() {
     let mut buf = BytesMut::new();
-    encode_standby_status_update(&mut buf, 1, 2, 3, 4, true);
+    encode_standby_status_update(&mut buf, Lsn::new(1), Lsn::new(2), Lsn::new(3), 4, true);
     let f = frame(&buf).unwrap().unwrap();
     assert_eq!(f.tag, b'd');
     assert_eq!(f.body.len(), 34);
