@@ -141,8 +141,13 @@ impl ListReader {
         // Offsets start at 0 and only ever grow (each row ends at the child's length), so they
         // are valid; try_new checks them against the values again anyway.
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        let list = ListArray::try_new(self.item.clone(), offsets, values, nulls)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+        let list =
+            ListArray::try_new(self.item.clone(), offsets, values, nulls).map_err(|source| {
+                DecodeError::Arrow {
+                    what: "list column",
+                    source,
+                }
+            })?;
         Ok(Arc::new(list))
     }
 }

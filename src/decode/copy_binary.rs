@@ -163,8 +163,12 @@ impl CopyBinaryDecoder {
             }
         };
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        RecordBatch::try_new_with_options(schema, columns, &options)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))
+        RecordBatch::try_new_with_options(schema, columns, &options).map_err(|source| {
+            DecodeError::Arrow {
+                what: "record batch",
+                source,
+            }
+        })
     }
 }
 

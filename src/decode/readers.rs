@@ -252,8 +252,10 @@ impl ColumnReader {
             Inner::Uuid(b) => {
                 let uuid = fixed::<16>(bytes, "uuid")?;
                 // Cannot fail: the builder was made for width 16 and `uuid` has 16 bytes.
-                b.append_value(uuid)
-                    .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+                b.append_value(uuid).map_err(|source| DecodeError::Arrow {
+                    what: "uuid value",
+                    source,
+                })?;
             }
             Inner::Date(b) => {
                 let days = i32::from_be_bytes(fixed(bytes, "date")?);
@@ -426,7 +428,10 @@ fn first_invalid_utf8(a: &BinaryArray, what: &'static str, e: ArrowError) -> Dec
             what,
             valid_up_to: u.valid_up_to(),
         })
-        .unwrap_or_else(|| DecodeError::Arrow(e.to_string()))
+        .unwrap_or(DecodeError::Arrow {
+            what: "text column",
+            source: e,
+        })
 }
 
 /// Appends what a value rule made of a value; counts the values changed because the type
