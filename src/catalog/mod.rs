@@ -8,5 +8,6 @@ pub mod select;
 pub mod types;
 
 pub use model::{
-    parse_catalog, quote_ident, quote_literal, Catalog, CatalogParseError, Column, RelKind, Table,
+    parse_catalog, quote_ident, quote_literal, Catalog, CatalogParseError, CatalogProblem, Column,
+    RelKind, Table,
 };
