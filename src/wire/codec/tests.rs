@@ -141,3 +141,46 @@ fn fuzz_entry_survives_garbage() {
     fuzz_all(&[b'T', 0, 0, 0, 6, 0x7f, 0xff]);
     fuzz_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 5]);
 }
+
+#[test]
+fn parse_and_bind_with_text_parameters() {
+    // Parse: unnamed statement, the SQL, one parameter whose type the server infers (OID 0).
+    let mut buf = BytesMut::new();
+    encode_parse(&mut buf, "SELECT $1", &[0]).unwrap();
+    // Length 21: itself (4), statement name "" (1), "SELECT $1" and its NUL (10), count (2),
+    // one OID (4).
+    let mut want = vec![b'P', 0, 0, 0, 21, 0];
+    want.extend_from_slice(b"SELECT $1\0");
+    want.extend_from_slice(&[0, 1, 0, 0, 0, 0]);
+    assert_eq!(&buf[..], &want[..]);
+
+    // Bind: a text value (format 0) holding a quote and a backslash, sent as is, and a NULL;
+    // every result column in binary (format 1).
+    let mut buf = BytesMut::new();
+    let value = b"it's \\ x";
+    let params = [
+        BindParam {
+            format: 0,
+            value: Some(value),
+        },
+        BindParam {
+            format: 0,
+            value: None,
+        },
+    ];
+    encode_bind(&mut buf, &params, 1).unwrap();
+    let mut body = vec![0, 0]; // portal "", statement ""
+    body.extend_from_slice(&[0, 2, 0, 0, 0, 0]); // two parameter formats: text, text
+    body.extend_from_slice(&[0, 2]); // two values
+    body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    body.extend_from_slice(value);
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&[0, 1, 0, 1]); // one result format: binary
+    let mut want = vec![b'B'];
+    want.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    want.extend_from_slice(&body);
+    assert_eq!(&buf[..], &want[..]);
+
+    // A NUL byte cannot travel in the query text.
+    assert!(encode_parse(&mut BytesMut::new(), "SELECT '\0'", &[]).is_err());
+}
