@@ -67,12 +67,12 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn has_primary_key(&self) -> bool {
+    pub(crate) fn has_primary_key(&self) -> bool {
         self.columns.iter().any(|c| c.primary_key)
     }
 
     /// `"schema"."name"`, quoted for SQL.
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
 }
@@ -194,7 +194,7 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
 /// Builds the catalog, mapping numeric and interval columns as `options` say. A column whose
 /// values may arrive as NULL under the options (see [`ValueOptions::may_send_null`]) is
 /// nullable even when declared NOT NULL.
-pub fn parse_catalog_with(
+pub(crate) fn parse_catalog_with(
     results: &[Rows],
     options: &ValueOptions,
 ) -> Result<Catalog, CatalogParseError> {

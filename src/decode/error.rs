@@ -176,7 +176,7 @@ impl PartialEq for DecodeError {
 
 impl DecodeError {
     /// Tag this error with the index of the column it happened in.
-    pub fn in_column(self, column: usize) -> DecodeError {
+    pub(crate) fn in_column(self, column: usize) -> DecodeError {
         DecodeError::Column {
             column,
             source: Box::new(self),

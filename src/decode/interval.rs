@@ -61,7 +61,7 @@ fn bad(offset: usize) -> DecodeError {
 /// interval_out's text under `IntervalStyle = iso_8601` (each field signed on its own, e.g.
 /// `P-1Y-2M3DT-4H-5M-6.5S`; `infinity` / `-infinity` on PostgreSQL 17+) → interval_send's bytes,
 /// appended to `out` (nothing is appended on error).
-pub fn interval_text_to_binary(text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub(crate) fn interval_text_to_binary(text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let (us, days, months) = match text {
         b"infinity" => (i64::MAX, i32::MAX, i32::MAX),
         b"-infinity" => (i64::MIN, i32::MIN, i32::MIN),

@@ -84,7 +84,7 @@ pub struct RelationColumn<'a> {
 }
 
 impl RelationColumn<'_> {
-    pub fn is_key(&self) -> bool {
+    pub(crate) fn is_key(&self) -> bool {
         self.flags & 1 != 0
     }
 }
@@ -223,7 +223,7 @@ impl<'a> TupleData<'a> {
     }
 
     /// The size of the columns in the message (kinds, lengths and values), in bytes.
-    pub fn byte_len(&self) -> usize {
+    pub(crate) fn byte_len(&self) -> usize {
         self.data.len()
     }
 

@@ -199,7 +199,7 @@ impl ColumnReader {
 
     /// How many values since the last call were changed (clamped or sent as NULL) because the
     /// column's Arrow type cannot hold them (array elements included); resets the count.
-    pub fn take_adjusted(&mut self) -> u64 {
+    pub(crate) fn take_adjusted(&mut self) -> u64 {
         let own = std::mem::take(&mut self.adjusted);
         match &mut self.inner {
             Inner::List(l) => own + l.take_adjusted(),
@@ -216,7 +216,7 @@ impl ColumnReader {
         self.len() == 0
     }
 
-    pub fn append_null(&mut self) {
+    pub(crate) fn append_null(&mut self) {
         dispatch!(&mut self.inner, b => b.append_null(), f => f.append_null(), l => l.append_null())
     }
 

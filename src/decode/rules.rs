@@ -160,7 +160,7 @@ impl ValueOptions {
     /// True when a non-NULL value of `ty` may arrive as NULL under these rules (NaN in a decimal
     /// column, `null` rules on dates, timestamps and intervals): such a column's field must be
     /// nullable even when the column is NOT NULL.
-    pub fn may_send_null(&self, ty: &PgType) -> bool {
+    pub(crate) fn may_send_null(&self, ty: &PgType) -> bool {
         let by_rule =
             self.infinity == InfinityRule::Null || self.out_of_range == OutOfRangeRule::Null;
         match ty {
@@ -232,7 +232,7 @@ impl ValueOptions {
 
 /// What happened to the values of a column of type `ty` that [`super::ColumnReader::take_adjusted`]
 /// counted: the text of the warning the sync logs once per table and column.
-pub fn adjusted_message(ty: &PgType, options: &ValueOptions) -> String {
+pub(crate) fn adjusted_message(ty: &PgType, options: &ValueOptions) -> String {
     let fate = match options.out_of_range {
         OutOfRangeRule::Null => "were sent as NULL (out_of_range: null)",
         _ => "were clamped to the nearest of those edges (out_of_range: clamp)",

@@ -13,15 +13,15 @@
 pub mod auth;
 mod batched_read;
 pub mod codec;
-pub mod config;
-pub mod connection;
-pub mod copy;
-pub mod epoch;
-pub mod error;
-pub mod keepalive;
-pub mod lsn;
-pub mod query;
-pub mod replication;
+pub(crate) mod config;
+pub(crate) mod connection;
+pub(crate) mod copy;
+pub(crate) mod epoch;
+pub(crate) mod error;
+pub(crate) mod keepalive;
+pub(crate) mod lsn;
+pub(crate) mod query;
+pub(crate) mod replication;
 mod startup;
 mod tls;
 

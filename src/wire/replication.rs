@@ -31,7 +31,7 @@ impl ReplicationStream<'_> {
     /// [`Self::next_message`] returns it without reading from the socket (it may still write
     /// unsent bytes first). Lets a caller handle a burst of messages before doing its
     /// per-wakeup work.
-    pub fn has_buffered_message(&self) -> bool {
+    pub(crate) fn has_buffered_message(&self) -> bool {
         !self.done && self.conn.has_buffered_frame()
     }
 
@@ -114,7 +114,7 @@ impl ReplicationStream<'_> {
     /// 2 ms for 128 KiB to arrive, so a fast stream wakes the reader (and makes the sending
     /// walsender wake it) once per many messages instead of once per few. For a backlog, not
     /// for a trickle of changes whose latency matters.
-    pub fn set_bulk_reads(&mut self, on: bool) {
+    pub(crate) fn set_bulk_reads(&mut self, on: bool) {
         self.conn.set_bulk_reads(on);
     }
 

@@ -9,7 +9,7 @@ use crate::wire::lsn::Lsn;
 /// Fields of an ErrorResponse or NoticeResponse. Unknown field codes are skipped (the protocol
 /// says so); texts that are not UTF-8 (a server encoding before client_encoding applies) are
 /// decoded lossily since they are for humans.
-pub fn parse_error_fields(body: &[u8]) -> Result<ServerError, CodecError> {
+pub(crate) fn parse_error_fields(body: &[u8]) -> Result<ServerError, CodecError> {
     let mut c = Cursor::new(body, "ErrorResponse");
     let mut e = ServerError::default();
     loop {
@@ -51,7 +51,7 @@ pub fn parse_error_fields(body: &[u8]) -> Result<ServerError, CodecError> {
 
 /// An authentication request ('R').
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthRequest<'a> {
+pub(crate) enum AuthRequest<'a> {
     Ok,
     Cleartext,
     Md5 {
@@ -65,7 +65,7 @@ pub enum AuthRequest<'a> {
     Unsupported(String),
 }
 
-pub fn parse_authentication(body: &[u8]) -> Result<AuthRequest<'_>, CodecError> {
+pub(crate) fn parse_authentication(body: &[u8]) -> Result<AuthRequest<'_>, CodecError> {
     let mut c = Cursor::new(body, "Authentication");
     let kind = c.i32()?;
     Ok(match kind {
@@ -98,13 +98,13 @@ pub fn parse_authentication(body: &[u8]) -> Result<AuthRequest<'_>, CodecError> 
     })
 }
 
-pub fn parse_parameter_status(body: &[u8]) -> Result<(&str, &str), CodecError> {
+pub(crate) fn parse_parameter_status(body: &[u8]) -> Result<(&str, &str), CodecError> {
     let mut c = Cursor::new(body, "ParameterStatus");
     Ok((c.cstr()?, c.cstr()?))
 }
 
 /// BackendKeyData: process id and the secret key (4 bytes in protocol 3.0, up to 256 in 3.2).
-pub fn parse_backend_key_data(body: &[u8]) -> Result<(i32, &[u8]), CodecError> {
+pub(crate) fn parse_backend_key_data(body: &[u8]) -> Result<(i32, &[u8]), CodecError> {
     let mut c = Cursor::new(body, "BackendKeyData");
     let pid = c.i32()?;
     let key = c.remaining();
@@ -115,7 +115,7 @@ pub fn parse_backend_key_data(body: &[u8]) -> Result<(i32, &[u8]), CodecError> {
 }
 
 /// ReadyForQuery: transaction status `I` (idle), `T` (in transaction) or `E` (failed transaction).
-pub fn parse_ready_for_query(body: &[u8]) -> Result<u8, CodecError> {
+pub(crate) fn parse_ready_for_query(body: &[u8]) -> Result<u8, CodecError> {
     let s = Cursor::new(body, "ReadyForQuery").u8()?;
     match s {
         b'I' | b'T' | b'E' => Ok(s),
@@ -126,7 +126,7 @@ pub fn parse_ready_for_query(body: &[u8]) -> Result<u8, CodecError> {
     }
 }
 
-pub fn parse_command_complete(body: &[u8]) -> Result<&str, CodecError> {
+pub(crate) fn parse_command_complete(body: &[u8]) -> Result<&str, CodecError> {
     Cursor::new(body, "CommandComplete").cstr()
 }
 
@@ -143,7 +143,7 @@ pub struct FieldDescription {
     pub format: i16,
 }
 
-pub fn parse_row_description(body: &[u8]) -> Result<Vec<FieldDescription>, CodecError> {
+pub(crate) fn parse_row_description(body: &[u8]) -> Result<Vec<FieldDescription>, CodecError> {
     let mut c = Cursor::new(body, "RowDescription");
     let n = c.i16()?;
     if n < 0 {
@@ -166,7 +166,7 @@ pub fn parse_row_description(body: &[u8]) -> Result<Vec<FieldDescription>, Codec
 }
 
 /// DataRow: each value's byte range within `body`, `None` for NULL.
-pub fn parse_data_row(body: &[u8]) -> Result<Vec<Option<Range<usize>>>, CodecError> {
+pub(crate) fn parse_data_row(body: &[u8]) -> Result<Vec<Option<Range<usize>>>, CodecError> {
     let mut c = Cursor::new(body, "DataRow");
     let n = c.i16()?;
     if n < 0 {
@@ -194,13 +194,13 @@ pub fn parse_data_row(body: &[u8]) -> Result<Vec<Option<Range<usize>>>, CodecErr
 
 /// CopyInResponse / CopyOutResponse / CopyBothResponse body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopyResponse {
+pub(crate) struct CopyResponse {
     /// 0 text, 1 binary.
     pub format: u8,
     pub column_formats: Vec<i16>,
 }
 
-pub fn parse_copy_response(body: &[u8]) -> Result<CopyResponse, CodecError> {
+pub(crate) fn parse_copy_response(body: &[u8]) -> Result<CopyResponse, CodecError> {
     let mut c = Cursor::new(body, "CopyResponse");
     let format = c.u8()?;
     let n = c.i16()?;

@@ -6,7 +6,7 @@ use super::{err, CodecError};
 use crate::wire::lsn::Lsn;
 
 /// A Bind parameter already encoded: format code and value (`None` = NULL).
-pub struct BindParam<'a> {
+pub(crate) struct BindParam<'a> {
     pub format: i16,
     pub value: Option<&'a [u8]>,
 }
@@ -29,7 +29,7 @@ fn with_length(
 }
 
 /// Bind of the unnamed portal to the unnamed statement; every result column in `result_format`.
-pub fn encode_bind(
+pub(crate) fn encode_bind(
     buf: &mut BytesMut,
     params: &[BindParam<'_>],
     result_format: i16,
@@ -65,7 +65,11 @@ pub fn encode_bind(
 }
 
 /// Parse of the unnamed statement with explicit parameter type OIDs (0 = let the server infer).
-pub fn encode_parse(buf: &mut BytesMut, sql: &str, param_types: &[u32]) -> Result<(), CodecError> {
+pub(crate) fn encode_parse(
+    buf: &mut BytesMut,
+    sql: &str,
+    param_types: &[u32],
+) -> Result<(), CodecError> {
     let n = i16::try_from(param_types.len()).or_else(|_| err("too many parameters"))?;
     if sql.as_bytes().contains(&0) {
         return err("query text contains a NUL byte");
@@ -82,7 +86,7 @@ pub fn encode_parse(buf: &mut BytesMut, sql: &str, param_types: &[u32]) -> Resul
 }
 
 /// CancelRequest with the key as the server gave it.
-pub fn encode_cancel_request(buf: &mut BytesMut, process_id: i32, secret_key: &[u8]) {
+pub(crate) fn encode_cancel_request(buf: &mut BytesMut, process_id: i32, secret_key: &[u8]) {
     buf.put_i32(12 + secret_key.len() as i32);
     buf.put_i32(80877102);
     buf.put_i32(process_id);
@@ -90,7 +94,7 @@ pub fn encode_cancel_request(buf: &mut BytesMut, process_id: i32, secret_key: &[
 }
 
 /// StandbyStatusUpdate ('r') wrapped in CopyData.
-pub fn encode_standby_status_update(
+pub(crate) fn encode_standby_status_update(
     buf: &mut BytesMut,
     write: Lsn,
     flush: Lsn,

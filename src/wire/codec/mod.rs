@@ -10,13 +10,13 @@ mod backend;
 mod frontend;
 
 pub use backend::*;
-pub use frontend::*;
+pub(crate) use frontend::*;
 
 use std::ops::Range;
 /// Largest backend message accepted. PostgreSQL caps a field at 1 GiB; a DataRow or CopyData of a
 /// wide row can exceed that a little, so allow 1 GiB plus headroom. Anything larger is a corrupt
 /// stream, not a message.
-pub const MAX_MESSAGE_LEN: usize = (1 << 30) + (64 << 20);
+pub(crate) const MAX_MESSAGE_LEN: usize = (1 << 30) + (64 << 20);
 
 /// Backend message tags used by the client.
 pub mod tag {
@@ -56,7 +56,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, CodecError> {
 
 /// One complete message at the start of a buffer: its tag and where its body lies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub tag: u8,
     /// Byte range of the body within the buffer given to [`frame`].
     pub body: Range<usize>,
@@ -64,7 +64,7 @@ pub struct Frame {
 
 impl Frame {
     /// Bytes the whole message occupies (tag + length + body).
-    pub fn total_len(&self) -> usize {
+    pub(crate) fn total_len(&self) -> usize {
         self.body.end
     }
 }
@@ -72,7 +72,7 @@ impl Frame {
 /// Looks for one whole message at the start of `buf`.
 ///
 /// `Ok(None)`: more bytes needed; the second value of [`needed`] says how many in total.
-pub fn frame(buf: &[u8]) -> Result<Option<Frame>, CodecError> {
+pub(crate) fn frame(buf: &[u8]) -> Result<Option<Frame>, CodecError> {
     let Some(total) = needed(buf)? else {
         return Ok(None);
     };
@@ -87,7 +87,7 @@ pub fn frame(buf: &[u8]) -> Result<Option<Frame>, CodecError> {
 }
 
 /// Total size of the message starting at `buf` (tag included), once its header is there.
-pub fn needed(buf: &[u8]) -> Result<Option<usize>, CodecError> {
+pub(crate) fn needed(buf: &[u8]) -> Result<Option<usize>, CodecError> {
     let Some(header) = buf.get(..5) else {
         return Ok(None);
     };
@@ -120,7 +120,7 @@ impl<'a> Cursor<'a> {
         Cursor { buf, what }
     }
 
-    pub fn remaining(&self) -> &'a [u8] {
+    pub(crate) fn remaining(&self) -> &'a [u8] {
         self.buf
     }
 
@@ -151,7 +151,7 @@ impl<'a> Cursor<'a> {
     pub fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.array::<1>()?[0])
     }
-    pub fn i16(&mut self) -> Result<i16, CodecError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, CodecError> {
         Ok(i16::from_be_bytes(self.array()?))
     }
     pub fn i32(&mut self) -> Result<i32, CodecError> {
@@ -168,7 +168,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A NUL-terminated string, as bytes without the NUL.
-    pub fn cstr_bytes(&mut self) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn cstr_bytes(&mut self) -> Result<&'a [u8], CodecError> {
         match self.buf.iter().position(|&b| b == 0) {
             Some(end) => {
                 let s = self.take(end)?;
@@ -180,7 +180,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A NUL-terminated UTF-8 string.
-    pub fn cstr(&mut self) -> Result<&'a str, CodecError> {
+    pub(crate) fn cstr(&mut self) -> Result<&'a str, CodecError> {
         let what = self.what;
         let b = self.cstr_bytes()?;
         std::str::from_utf8(b).or_else(|_| err(format!("{what}: string is not UTF-8")))

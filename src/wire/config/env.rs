@@ -10,7 +10,7 @@ use super::{
     TargetSessionAttrs,
 };
 use crate::wire::error::ConfigError;
-use crate::wire::keepalive::Keepalive;
+use crate::wire::keepalive::{self, Keepalive};
 
 pub(crate) const DEFAULT_PORT: u16 = 5432;
 /// libpq's compiled-in socket directories: Debian's and upstream's. Tried in this order.
@@ -40,7 +40,8 @@ const IGNORED_KEYS: &[&str] = &[
     "min_read_buffer_size",
 ];
 
-/// Keys the client interprets (everything else becomes a runtime parameter).
+/// Keys the client interprets, besides the keepalive keys ([`keepalive::KEYS`]); everything else
+/// becomes a runtime parameter.
 const KNOWN_KEYS: &[&str] = &[
     "host",
     "hostaddr",
@@ -64,10 +65,6 @@ const KNOWN_KEYS: &[&str] = &[
     "gssencmode",
     "service",
     "replication",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
 ];
 
 /// Which environment variable fills which key when the string leaves it out.
@@ -198,7 +195,11 @@ pub(super) fn resolve(
     let mut runtime_params = Vec::new();
     for (k, v) in &raw.0 {
         let k = k.as_str();
-        if KNOWN_KEYS.contains(&k) || IGNORED_KEYS.contains(&k) || k.starts_with("pool_") {
+        if KNOWN_KEYS.contains(&k)
+            || keepalive::KEYS.contains(&k)
+            || IGNORED_KEYS.contains(&k)
+            || k.starts_with("pool_")
+        {
             continue;
         }
         if !k

@@ -114,7 +114,7 @@ impl TargetSessionAttrs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelBindingMode {
+pub(crate) enum ChannelBindingMode {
     Disable,
     Prefer,
     Require,

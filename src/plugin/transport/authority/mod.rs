@@ -43,12 +43,12 @@ pub const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
 /// Largest frame payload written: 16,384 is the initial SETTINGS_MAX_FRAME_SIZE and its minimum.
 pub const MAX_OUT_FRAME: usize = 16_384;
 /// Largest header block (all HEADERS + CONTINUATION payloads of one block) accepted from a client.
-pub const MAX_HEADER_BLOCK: usize = 1 << 20;
+pub(crate) const MAX_HEADER_BLOCK: usize = 1 << 20;
 /// Largest re-encoded header block: dynamic-table references make a decoded block far larger than
 /// its encoding (an "HPACK bomb"), so the output is bounded too.
-pub const MAX_DECODED_BLOCK: usize = 1 << 20;
+pub(crate) const MAX_DECODED_BLOCK: usize = 1 << 20;
 /// HPACK dynamic table size: h2's default SETTINGS_HEADER_TABLE_SIZE, which the client must honour.
-pub const HPACK_TABLE_SIZE: usize = 4096;
+pub(crate) const HPACK_TABLE_SIZE: usize = 4096;
 
 /// Why a client byte stream was rejected; the connection is closed afterwards.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
