@@ -1,4 +1,4 @@
-//! Arrow schemas with the CloudQuery metadata of `type-mapping.md`.
+//! Arrow schemas with the CloudQuery metadata (extension names, `cq:` keys) of each column.
 
 use std::collections::HashMap;
 use std::sync::Arc;

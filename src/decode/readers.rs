@@ -2,7 +2,7 @@
 //! binary-format value (the output of PostgreSQL's `*_send` function, network byte order)
 //! straight into its Arrow builder. Arrays wrap the reader of their element type.
 //!
-//! Value rules (see also `type-mapping.md`):
+//! Value rules:
 //! - bool: one byte, non-zero is true (as boolrecv). int2/4/8, float4/8, oid/xid (u32), xid8
 //!   (u64): big-endian, exact width; NaN and ±Infinity pass through untouched.
 //! - text-like: the UTF-8 bytes, validated per batch in `finish`. `"char"`: one byte; `\0` is

@@ -1,8 +1,8 @@
 //! The type tree the decoders are built from.
 //!
 //! The catalog classifies every column into one of these (domains resolved to their base type);
-//! the decoders pick one reader per column from it once, and the Arrow mapping of
-//! `type-mapping.md` follows from it. Anything without a native decoder is `ServerText`: the
+//! the decoders pick one reader per column from it once, and the Arrow mapping (the README's
+//! "Types" table) follows from it. Anything without a native decoder is `ServerText`: the
 //! sync casts it to `text` on the server, so the client only ever decodes native binary formats.
 
 use std::collections::HashMap;
@@ -149,7 +149,7 @@ pub(crate) const DECIMAL256_MAX_PRECISION: u8 = 76;
 /// The time zone every timestamp column carries (`timestamp` without time zone is read as UTC).
 pub const UTC: &str = "UTC";
 
-/// The Arrow storage type of a column of this type (`type-mapping.md`).
+/// The Arrow storage type of a column of this type.
 pub fn arrow_type(ty: &PgType) -> DataType {
     match ty {
         PgType::Bool => DataType::Boolean,
