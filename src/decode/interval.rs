@@ -15,6 +15,7 @@ use arrow_buffer::IntervalMonthDayNano;
 use super::buf::fixed;
 use super::error::DecodeError;
 use super::rules::{Ruled, ValueOptions};
+use crate::wire::epoch::{USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
 
 /// One binary interval → Arrow, under the value rules.
 pub(crate) fn interval_value(
@@ -134,21 +135,21 @@ fn parse_iso(text: &[u8]) -> Result<(i64, i32, i32), DecodeError> {
             (false, b'D', None) => days = days.checked_add(signed(int)).ok_or_else(overflow)?,
             (true, b'H', None) => {
                 us = int
-                    .checked_mul(3_600_000_000)
+                    .checked_mul(USECS_PER_HOUR)
                     .map(signed)
                     .and_then(|v| us.checked_add(v))
                     .ok_or_else(overflow)?
             }
             (true, b'M', None) => {
                 us = int
-                    .checked_mul(60_000_000)
+                    .checked_mul(USECS_PER_MINUTE)
                     .map(signed)
                     .and_then(|v| us.checked_add(v))
                     .ok_or_else(overflow)?
             }
             (true, b'S', frac) => {
                 us = int
-                    .checked_mul(1_000_000)
+                    .checked_mul(USECS_PER_SEC)
                     .and_then(|v| v.checked_add(frac.unwrap_or(0)))
                     .map(signed)
                     .and_then(|v| us.checked_add(v))

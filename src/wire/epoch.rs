@@ -1,8 +1,10 @@
 //! PostgreSQL's clock: dates, timestamps and the replication protocol count from
-//! 2000-01-01 00:00:00 UTC, not from the Unix epoch. Every offset between the two is defined here
-//! once, for the protocol's clock and for the decoders.
+//! 2000-01-01 00:00:00 UTC, not from the Unix epoch. Every offset between the two, and the units
+//! of its microsecond clock, are defined here once, for the protocol's clock and the decoders.
 
 pub(crate) const USECS_PER_SEC: i64 = 1_000_000;
+pub(crate) const USECS_PER_MINUTE: i64 = 60 * USECS_PER_SEC;
+pub(crate) const USECS_PER_HOUR: i64 = 60 * USECS_PER_MINUTE;
 pub(crate) const SECS_PER_DAY: i64 = 86_400;
 pub(crate) const USECS_PER_DAY: i64 = SECS_PER_DAY * USECS_PER_SEC;
 /// Days from 1970-01-01 to 2000-01-01.

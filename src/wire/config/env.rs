@@ -12,7 +12,7 @@ use super::{
 use crate::wire::error::ConfigError;
 use crate::wire::keepalive::{self, Keepalive};
 
-pub(crate) const DEFAULT_PORT: u16 = 5432;
+const DEFAULT_PORT: u16 = 5432;
 /// libpq's compiled-in socket directories: Debian's and upstream's. Tried in this order.
 pub(crate) const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
@@ -86,6 +86,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("channel_binding", "PGCHANNELBINDING"),
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
 ];
+
 /// Sets each key the string left out from its `PG*` variable, when that is set.
 pub(super) fn fill_from_env(raw: &mut Raw, env: &dyn Fn(&str) -> Option<String>) {
     for (key, var) in ENV_KEYS {
@@ -97,6 +98,8 @@ pub(super) fn fill_from_env(raw: &mut Raw, env: &dyn Fn(&str) -> Option<String>)
     }
 }
 
+/// The merged keys checked and completed with libpq's defaults (user from the OS, dbname from
+/// the user, passfile under `HOME`, sslmode prefer, port 5432, the default socket directories).
 pub(super) fn resolve(
     raw: Raw,
     env: &dyn Fn(&str) -> Option<String>,
