@@ -45,7 +45,7 @@ impl Backfill for CopyBackfill {
                 let decode_error = |source| CdcError::Value {
                     table: t.name.clone(),
                     column: "(COPY row)".into(),
-                    lsn: 0,
+                    lsn: cdc::Lsn::ZERO,
                     source,
                 };
                 let mut copy = leader.copy_out(&sql).await?;
@@ -576,11 +576,11 @@ async fn killed_at_random_moments_converges() {
     task.abort();
 }
 
-fn confirmed_flush(pg: &PgServer, slot: &str) -> u64 {
+fn confirmed_flush(pg: &PgServer, slot: &str) -> cdc::Lsn {
     let text = pg.psql(&format!(
         "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
     ));
-    cdc::parse_lsn(&text).expect("lsn")
+    text.trim().parse::<cdc::Lsn>().expect("lsn")
 }
 
 /// The acknowledged position holds back the safety margin after a hand-off, then advances;
@@ -602,7 +602,11 @@ async fn acknowledges_after_the_margin_and_follows_idle_wal() {
         .await;
     let start = confirmed_flush(&pg, "cq_acks");
     pg.psql("INSERT INTO a VALUES (1, 'x')");
-    let after_insert = cdc::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
+    let after_insert = pg
+        .psql("SELECT pg_current_wal_lsn()")
+        .trim()
+        .parse::<cdc::Lsn>()
+        .unwrap();
     let t0 = Instant::now();
     dest.until(&mut rx, Duration::from_secs(10), |d| {
         d.table("a").len() == 1
@@ -616,7 +620,11 @@ async fn acknowledges_after_the_margin_and_follows_idle_wal() {
     );
     // WAL for a table that is not published.
     pg.psql("INSERT INTO other SELECT generate_series(1, 1000)");
-    let other_end = cdc::parse_lsn(&pg.psql("SELECT pg_current_wal_lsn()")).unwrap();
+    let other_end = pg
+        .psql("SELECT pg_current_wal_lsn()")
+        .trim()
+        .parse::<cdc::Lsn>()
+        .unwrap();
     let mut confirmed = start;
     while t0.elapsed() < Duration::from_secs(25) {
         // Drain what the stream sends (nothing but keep the channel moving).
@@ -637,7 +645,7 @@ async fn acknowledges_after_the_margin_and_follows_idle_wal() {
     );
     assert!(
         confirmed >= other_end,
-        "idle: confirmed {confirmed:X} follows the WAL end past {other_end:X}"
+        "idle: confirmed {confirmed} follows the WAL end past {other_end}"
     );
     assert!(t0.elapsed() >= Duration::from_secs(10));
     task.abort();

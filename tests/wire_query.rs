@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use cq_source_postgresql::wire::{Config, Connection, Param};
+use cq_source_postgresql::wire::{Config, Connection, Lsn, Param};
 use support::pg::{roles, PgServer};
 
 fn parse(s: &str) -> Config {
@@ -397,4 +397,55 @@ async fn notices_do_not_disturb_results() {
         .await
         .expect("set");
     assert_eq!(conn.parameter("application_name"), Some("renamed"));
+}
+
+/// Catalog lookups bind names as text parameters (the server infers their type) instead of
+/// pasting quoted literals: names with a quote, a backslash and a double quote find the same
+/// relation psql finds, and an LSN's text form goes both ways through `pg_lsn`.
+#[tokio::test]
+async fn text_parameters_bind_names_and_lsns() {
+    let pg = PgServer::start();
+    let mut conn = connect(&pg).await;
+    pg.psql(
+        r#"CREATE SCHEMA "we'ird\s"; CREATE TABLE "we'ird\s"."t""x" (id int); GRANT USAGE ON SCHEMA "we'ird\s" TO scram_user;"#,
+    );
+    let want: u32 = pg
+        .psql(r#"SELECT '"we''ird\s"."t""x"'::regclass::oid"#)
+        .parse()
+        .expect("an oid");
+    let r = conn
+        .query(
+            "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[Param::Text(r"we'ird\s"), Param::Text(r#"t"x"#)],
+        )
+        .await
+        .expect("query runs");
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.rows[0].get_u32(0).expect("oid"), Some(want));
+
+    // The server's text form parses into Lsn, and Lsn's text form is what pg_lsn reads.
+    let text = pg.psql("SELECT pg_current_wal_lsn()");
+    let bytes: u64 = pg
+        .psql(&format!("SELECT '{text}'::pg_lsn - '0/0'"))
+        .parse()
+        .expect("a byte position");
+    let lsn: Lsn = text.parse().expect("the server's LSN text parses");
+    assert_eq!(lsn.as_u64(), bytes);
+    let r = conn
+        .query(
+            "SELECT ($1::pg_lsn - '0/0')::int8, $2::pg_lsn::text",
+            &[Param::Text(&lsn.to_string()), Param::Text("16/B374D848")],
+        )
+        .await
+        .expect("query runs");
+    assert_eq!(r.rows[0].get_i64(0).expect("int8"), Some(bytes as i64));
+    let back: Lsn = r.rows[0]
+        .get_str(1)
+        .expect("text")
+        .expect("not NULL")
+        .parse()
+        .expect("parses");
+    assert_eq!(back, Lsn::new(0x16_B374_D848));
+    assert_eq!(back.to_string(), "16/B374D848");
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cq_source_postgresql::wire::{pg_clock_now, Config, Connection, ReplicationMessage};
+use cq_source_postgresql::wire::{pg_clock_now, Config, Connection, Lsn, ReplicationMessage};
 use support::pg::{roles, PgServer};
 
 #[tokio::test]
@@ -41,7 +41,7 @@ async fn replication_stream_xlogdata_keepalive_status_and_copy_done() {
         .expect("streaming starts");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
-    let mut last_lsn = 0u64;
+    let mut last_lsn = Lsn::ZERO;
     let mut timer_fired = 0;
     while !seen.contains(&b'C') {
         assert!(

@@ -50,7 +50,7 @@ FROM rels JOIN pg_constraint k ON k.conrelid = rels.oid
 WHERE k.contype IN ('p', 'u')";
 
 /// The five statements, in the order [`super::parse_catalog`] expects their results.
-pub fn discovery_sql() -> String {
+pub(crate) fn discovery_sql() -> String {
     format!(
         "{INFO};\nWITH {RELS}{RELATIONS};\nWITH {RELS}{COLUMNS};\nWITH RECURSIVE {RELS}{TYPES};\nWITH {RELS}{CONSTRAINTS};"
     )

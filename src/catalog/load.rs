@@ -20,7 +20,7 @@ pub async fn load(conn: &mut Connection) -> Result<Catalog, CatalogError> {
 }
 
 /// As [`load`], with numeric and interval columns mapped as `options` say.
-pub async fn load_with(
+pub(crate) async fn load_with(
     conn: &mut Connection,
     options: &ValueOptions,
 ) -> Result<Catalog, CatalogError> {

@@ -67,12 +67,12 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn has_primary_key(&self) -> bool {
+    pub(crate) fn has_primary_key(&self) -> bool {
         self.columns.iter().any(|c| c.primary_key)
     }
 
     /// `"schema"."name"`, quoted for SQL.
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
 }
@@ -87,11 +87,32 @@ pub struct Catalog {
     pub tables: Vec<Table>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("unexpected catalog row in {query}: {detail}")]
+/// A discovery result the parser cannot use; `query` names the statement (`info`, `relations`,
+/// `columns`, `types`, `constraints`, or `discovery` for the whole batch).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected catalog row in {query}: {problem}")]
 pub struct CatalogParseError {
     pub query: &'static str,
-    pub detail: String,
+    pub problem: CatalogProblem,
+}
+
+/// What was wrong, with the 0-based result column where one is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogProblem {
+    #[error("expected {expected} result sets, got {found}")]
+    ResultSets { expected: usize, found: usize },
+    #[error("no row")]
+    NoRow,
+    #[error("missing column {column}")]
+    Missing { column: usize },
+    #[error("column {column} is NULL")]
+    Null { column: usize },
+    #[error("column {column}: expected {expected}, found {value:?}")]
+    Value {
+        column: usize,
+        expected: &'static str,
+        value: String,
+    },
 }
 
 /// The rows of one discovery statement: text values, NULL as `None`.
@@ -121,22 +142,22 @@ impl<'a> Cells<'a> {
     fn text(&self, i: usize) -> Result<&'a str, CatalogParseError> {
         match self.row.get(i) {
             Some(Some(s)) => Ok(s.as_str()),
-            Some(None) => Err(self.err(format!("column {i} is NULL"))),
-            None => Err(self.err(format!("missing column {i}"))),
+            Some(None) => Err(self.err(CatalogProblem::Null { column: i })),
+            None => Err(self.err(CatalogProblem::Missing { column: i })),
         }
     }
 
     fn parse<T: std::str::FromStr>(&self, i: usize) -> Result<T, CatalogParseError> {
         let s = self.text(i)?;
         s.parse()
-            .map_err(|_| self.err(format!("column {i}: cannot parse {s:?}")))
+            .map_err(|_| self.value(i, std::any::type_name::<T>(), s))
     }
 
     fn boolean(&self, i: usize) -> Result<bool, CatalogParseError> {
         match self.text(i)? {
             "t" => Ok(true),
             "f" => Ok(false),
-            other => Err(self.err(format!("column {i}: not a boolean: {other:?}"))),
+            other => Err(self.value(i, "a boolean (t or f)", other)),
         }
     }
 
@@ -145,15 +166,23 @@ impl<'a> Cells<'a> {
         let mut chars = s.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) => Ok(c),
-            _ => Err(self.err(format!("column {i}: not one character: {s:?}"))),
+            _ => Err(self.value(i, "one character", s)),
         }
     }
 
-    fn err(&self, detail: String) -> CatalogParseError {
+    fn err(&self, problem: CatalogProblem) -> CatalogParseError {
         CatalogParseError {
             query: self.query,
-            detail,
+            problem,
         }
+    }
+
+    fn value(&self, column: usize, expected: &'static str, value: &str) -> CatalogParseError {
+        self.err(CatalogProblem::Value {
+            column,
+            expected,
+            value: value.to_string(),
+        })
     }
 }
 
@@ -165,19 +194,22 @@ pub fn parse_catalog(results: &[Rows]) -> Result<Catalog, CatalogParseError> {
 /// Builds the catalog, mapping numeric and interval columns as `options` say. A column whose
 /// values may arrive as NULL under the options (see [`ValueOptions::may_send_null`]) is
 /// nullable even when declared NOT NULL.
-pub fn parse_catalog_with(
+pub(crate) fn parse_catalog_with(
     results: &[Rows],
     options: &ValueOptions,
 ) -> Result<Catalog, CatalogParseError> {
     let [info, relations, columns, types, constraints] = results else {
         return Err(CatalogParseError {
             query: "discovery",
-            detail: format!("expected 5 result sets, got {}", results.len()),
+            problem: CatalogProblem::ResultSets {
+                expected: 5,
+                found: results.len(),
+            },
         });
     };
     let info_row = info.first().ok_or(CatalogParseError {
         query: "info",
-        detail: "no row".into(),
+        problem: CatalogProblem::NoRow,
     })?;
     let info = Cells {
         query: "info",
@@ -225,7 +257,7 @@ pub fn parse_catalog_with(
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse::<i16>()
-                    .map_err(|_| c.err(format!("bad conkey {s:?}")))
+                    .map_err(|_| c.value(3, "attribute numbers separated by ','", s))
             })
             .collect::<Result<Vec<i16>, _>>()?;
         if kind == 'p' {
@@ -271,8 +303,9 @@ pub fn parse_catalog_with(
         let oid: u32 = c.parse(0)?;
         let schema = c.text(1)?.to_string();
         let name = c.text(2)?.to_string();
-        let kind = RelKind::from_char(c.char(3)?)
-            .ok_or_else(|| c.err(format!("unexpected relkind {:?}", c.text(3).ok())))?;
+        let relkind = c.char(3)?;
+        let kind = RelKind::from_char(relkind)
+            .ok_or_else(|| c.value(3, "a relkind of r, p, v, m or f", &relkind.to_string()))?;
         let mut cols = columns_by_rel.remove(&oid).unwrap_or_default();
         cols.sort_by_key(|col| col.attnum);
         if !matches!(kind, RelKind::Table | RelKind::Partitioned) {
@@ -390,8 +423,20 @@ mod tests {
         assert!(parse_catalog(&results).is_err());
         results[0] = rows("db|public|150000");
         results[1] = rows("1|public|t|z||0|d|");
-        assert!(parse_catalog(&results).is_err());
-        assert!(parse_catalog(&results[..2]).is_err());
+        let e = parse_catalog(&results).unwrap_err();
+        assert_eq!(e.query, "relations");
+        assert!(matches!(
+            e.problem,
+            CatalogProblem::Value { column: 3, ref value, .. } if value == "z"
+        ));
+        let e = parse_catalog(&results[..2]).unwrap_err();
+        assert_eq!(
+            e.problem,
+            CatalogProblem::ResultSets {
+                expected: 5,
+                found: 2
+            }
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Arrow schemas with the CloudQuery metadata of `type-mapping.md`.
+//! Arrow schemas with the CloudQuery metadata (extension names, `cq:` keys) of each column.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +8,10 @@ use arrow_schema::{Schema, SchemaRef};
 use crate::catalog::Table;
 use crate::decode::types::cq_field;
 
-pub const TABLE_NAME: &str = "cq:table_name";
-pub const TABLE_TITLE: &str = "cq:table_title";
-pub const TABLE_DESCRIPTION: &str = "cq:table_description";
-pub const CONSTRAINT_NAME: &str = "cq:extension:constraint_name";
+pub(crate) const TABLE_NAME: &str = "cq:table_name";
+pub(crate) const TABLE_TITLE: &str = "cq:table_title";
+pub(crate) const TABLE_DESCRIPTION: &str = "cq:table_description";
+pub(crate) const CONSTRAINT_NAME: &str = "cq:extension:constraint_name";
 
 /// The schema CloudQuery sees for `table`, named `dest_name` (after `destination_table_name`).
 pub fn arrow_schema(table: &Table, dest_name: &str) -> SchemaRef {

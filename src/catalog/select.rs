@@ -6,7 +6,7 @@
 //! whole sync, so one renamed table does not stop every other table from syncing.
 
 /// Matches `name` against a glob where `*` is the only wildcard.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     if pattern == "*" {
         return true;
     }
@@ -33,7 +33,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// The outcome of applying `tables` / `skip_tables` to the discovered names.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Indexes into the input names, in input order.
     pub selected: Vec<usize>,
     /// `tables` patterns that matched no table.
@@ -42,7 +42,11 @@ pub struct Selection {
     pub unmatched_skips: Vec<String>,
 }
 
-pub fn select<S: AsRef<str>>(names: &[S], tables: &[String], skip_tables: &[String]) -> Selection {
+pub(crate) fn select<S: AsRef<str>>(
+    names: &[S],
+    tables: &[String],
+    skip_tables: &[String],
+) -> Selection {
     let matches_any =
         |patterns: &[String], name: &str| patterns.iter().any(|p| glob_match(p, name));
     let unmatched = |patterns: &[String]| -> Vec<String> {

@@ -13,7 +13,7 @@ use crate::decode::{PgType, ValueOptions};
 
 /// One `pg_type` row, as far as classification needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TypeRow {
+pub(crate) struct TypeRow {
     pub oid: u32,
     /// `typtype`: b base, c composite, d domain, e enum, p pseudo, r range, m multirange.
     pub typtype: char,
@@ -29,7 +29,7 @@ pub struct TypeRow {
 
 /// The resolved type of a column.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolvedType {
+pub(crate) struct ResolvedType {
     pub pg_type: PgType,
     /// NOT NULL declared by a domain anywhere in the chain.
     pub domain_not_null: bool,
@@ -37,48 +37,49 @@ pub struct ResolvedType {
 
 /// Well-known OIDs of the types with native binary decoders (`pg_type.dat`; stable across versions).
 mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
+    pub(crate) const BOOL: u32 = 16;
+    pub(crate) const BYTEA: u32 = 17;
+    pub(crate) const CHAR: u32 = 18;
     pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
+    pub(crate) const INT8: u32 = 20;
+    pub(crate) const INT2: u32 = 21;
+    pub(crate) const INT4: u32 = 23;
     pub const TEXT: u32 = 25;
     pub const OID: u32 = 26;
-    pub const XID: u32 = 28;
-    pub const CID: u32 = 29;
+    pub(crate) const XID: u32 = 28;
+    pub(crate) const CID: u32 = 29;
     pub const JSON: u32 = 114;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const MACADDR8: u32 = 774;
-    pub const MACADDR: u32 = 829;
-    pub const CIDR: u32 = 650;
-    pub const INET: u32 = 869;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
+    pub(crate) const FLOAT4: u32 = 700;
+    pub(crate) const FLOAT8: u32 = 701;
+    pub(crate) const MACADDR8: u32 = 774;
+    pub(crate) const MACADDR: u32 = 829;
+    pub(crate) const CIDR: u32 = 650;
+    pub(crate) const INET: u32 = 869;
+    pub(crate) const BPCHAR: u32 = 1042;
+    pub(crate) const VARCHAR: u32 = 1043;
     pub const DATE: u32 = 1082;
     pub const TIME: u32 = 1083;
     pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const NUMERIC: u32 = 1700;
-    pub const INTERVAL: u32 = 1186;
+    pub(crate) const TIMESTAMPTZ: u32 = 1184;
+    pub(crate) const NUMERIC: u32 = 1700;
+    pub(crate) const INTERVAL: u32 = 1186;
     pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-    pub const XID8: u32 = 5069;
+    pub(crate) const JSONB: u32 = 3802;
+    pub(crate) const XID8: u32 = 5069;
 }
 
 /// Domain chains and arrays nest; real catalogs are shallow, a cycle would be a corrupt catalog.
 const MAX_DEPTH: usize = 32;
 
 /// Looks types up by OID and resolves them.
-pub struct TypeResolver {
+pub(crate) struct TypeResolver {
     rows: HashMap<u32, TypeRow>,
     options: ValueOptions,
 }
 
 impl TypeResolver {
-    pub fn new(rows: impl IntoIterator<Item = TypeRow>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(rows: impl IntoIterator<Item = TypeRow>) -> Self {
         Self::with_options(rows, &ValueOptions::default())
     }
 
@@ -92,7 +93,7 @@ impl TypeResolver {
 
     /// Resolves a column's type. `typmod` is the column's `atttypmod` (precision of time types;
     /// for arrays it applies to the elements).
-    pub fn resolve(&self, type_oid: u32, typmod: i32) -> ResolvedType {
+    pub(crate) fn resolve(&self, type_oid: u32, typmod: i32) -> ResolvedType {
         let mut domain_not_null = false;
         let pg_type = self.classify(type_oid, typmod, &mut domain_not_null, 0);
         ResolvedType {
@@ -138,7 +139,7 @@ fn precision(typmod: i32) -> Option<u8> {
 /// scale (PostgreSQL 15+, values rounded to 10^-s) → (p − s, 0); a scale above the precision
 /// (15+, e.g. numeric(2,4) holds |v| < 0.01) → (s, s). None (text) for an unconstrained numeric
 /// and above 76 digits.
-pub fn numeric_decimal(typmod: i32) -> Option<PgType> {
+pub(crate) fn numeric_decimal(typmod: i32) -> Option<PgType> {
     // NUMERIC_TYPMOD: ((precision << 16) | (scale & 0x7ff)) + VARHDRSZ, scale an 11-bit signed.
     let raw = typmod.checked_sub(4).filter(|_| typmod >= 4)?;
     let precision = (raw >> 16) & 0xffff;

@@ -143,9 +143,9 @@ mod tests {
     #[test]
     fn confirms_only_after_the_margin() {
         let t0 = Instant::now();
-        let mut a = AckTracker::new(100, 10 * S);
-        a.handed_off(200, t0);
-        a.handed_off(300, t0 + 2 * S);
+        let mut a = AckTracker::new(Lsn::new(100), 10 * S);
+        a.handed_off(Lsn::new(200), t0);
+        a.handed_off(Lsn::new(300), t0 + 2 * S);
         assert_eq!(a.confirmed(t0 + 9 * S), 100);
         assert_eq!(a.confirmed(t0 + 10 * S), 200);
         assert_eq!(a.confirmed(t0 + 11 * S), 200);
@@ -155,20 +155,20 @@ mod tests {
     #[test]
     fn never_goes_back() {
         let t0 = Instant::now();
-        let mut a = AckTracker::new(100, 10 * S);
-        a.handed_off(50, t0);
-        a.idle_at(80, t0);
+        let mut a = AckTracker::new(Lsn::new(100), 10 * S);
+        a.handed_off(Lsn::new(50), t0);
+        a.idle_at(Lsn::new(80), t0);
         assert_eq!(a.confirmed(t0 + 100 * S), 100);
     }
 
     #[test]
     fn idle_follows_wal_end_once_earlier_hand_offs_aged() {
         let t0 = Instant::now();
-        let mut a = AckTracker::new(100, 10 * S);
-        a.idle_at(150, t0);
+        let mut a = AckTracker::new(Lsn::new(100), 10 * S);
+        a.idle_at(Lsn::new(150), t0);
         assert_eq!(a.confirmed(t0), 150, "nothing pending: follow at once");
-        a.handed_off(200, t0 + S);
-        a.idle_at(500, t0 + 2 * S);
+        a.handed_off(Lsn::new(200), t0 + S);
+        a.idle_at(Lsn::new(500), t0 + 2 * S);
         assert_eq!(a.confirmed(t0 + 5 * S), 150);
         assert_eq!(
             a.confirmed(t0 + 11 * S),
@@ -180,15 +180,15 @@ mod tests {
     #[test]
     fn status_cadence() {
         let t0 = Instant::now();
-        let mut a = AckTracker::new(100, 10 * S);
+        let mut a = AckTracker::new(Lsn::new(100), 10 * S);
         assert!(a.status_due(t0, false));
-        a.received(400);
+        a.received(Lsn::new(400));
         assert_eq!(
             a.status(t0),
             Status {
-                write: 400,
-                flush: 100,
-                apply: 100
+                write: Lsn::new(400),
+                flush: Lsn::new(100),
+                apply: Lsn::new(100)
             }
         );
         assert!(!a.status_due(t0 + S / 4, false));

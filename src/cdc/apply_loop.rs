@@ -13,7 +13,7 @@ use super::ack::{AckTracker, SAFETY_MARGIN};
 use super::batch::{BatchConfig, ChangeBuffer, Lsn};
 use super::names::CdcNames;
 use super::stream::{StreamTable, Streamer};
-use super::{format_lsn, CdcError, CdcOptions};
+use super::{CdcError, CdcOptions};
 use crate::output::SyncSender;
 
 /// Streams the changes of `tables` from `start_lsn` until the CLI goes away. `repl` is the
@@ -39,7 +39,7 @@ pub async fn stream_changes(
     let command = format!(
         "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}{})",
         names.slot,
-        format_lsn(start_lsn),
+        start_lsn,
         quote_literal(&names.publication),
         if binary { ", binary 'true'" } else { "" }
     );
@@ -47,7 +47,7 @@ pub async fn stream_changes(
         format!(
             "streaming changes of {} tables from {} ({} values)",
             tables.len(),
-            format_lsn(start_lsn),
+            start_lsn,
             if binary { "binary" } else { "text" }
         ),
         slot = names.slot
@@ -156,11 +156,11 @@ impl LagLine {
         crate::log_info!(
             "CDC stream position",
             slot = names.slot.as_str(),
-            bytes_behind = wal_end.saturating_sub(confirmed),
+            bytes_behind = wal_end.as_u64().saturating_sub(confirmed.as_u64()),
             last_commit_age_ms = commit_age_ms,
             changes_per_sec = per_sec.round() as u64,
-            confirmed_lsn = format_lsn(confirmed),
-            server_wal_end = format_lsn(wal_end)
+            confirmed_lsn = confirmed.to_string(),
+            server_wal_end = wal_end.to_string()
         );
         self.at = now;
         self.changes = changes;

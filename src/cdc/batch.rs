@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use super::hash::{FxBuildHasher, HashedBuildHasher};
 
 /// A WAL position.
-pub type Lsn = u64;
+pub use crate::wire::Lsn;
 
 /// How long an open flush may wait for more changes of its table: long enough to gather the
 /// rows of a burst into one record, short enough to keep commit → CLI latency far under 1 s.
@@ -548,11 +548,11 @@ mod tests {
     #[test]
     fn linger_then_one_record() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 5);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(5));
+        b.begin(Lsn::new(10));
         b.upsert("t", 1, (1, "a"), t0);
         b.upsert("t", 2, (2, "b"), t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(poll(&mut b, t0 + 19 * MS), vec![]);
         assert_eq!(b.next_deadline(t0), Some(t0 + 20 * MS));
         assert_eq!(b.resume_lsn(), 10);
@@ -565,12 +565,12 @@ mod tests {
     #[test]
     fn rows_per_record_closes_at_once() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(2), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(2), Lsn::new(0));
+        b.begin(Lsn::new(10));
         for k in 0..5 {
             b.upsert("t", k, (k, "x"), t0);
         }
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(
             poll(&mut b, t0),
             vec![ins(&[(0, "x"), (1, "x")]), ins(&[(2, "x"), (3, "x")])]
@@ -583,14 +583,14 @@ mod tests {
     #[test]
     fn insert_then_delete_in_one_flush_sends_only_the_delete() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.upsert("t", 7, (7, "new"), t0);
-        b.commit(11);
-        b.begin(20);
+        b.commit(Lsn::new(11));
+        b.begin(Lsn::new(20));
         b.upsert("t", 7, (7, "upd"), t0);
         b.delete("t", 7, t0);
-        b.commit(21);
+        b.commit(Lsn::new(21));
         assert_eq!(poll(&mut b, t0 + 20 * MS), vec![del(7)]);
         assert!(b.is_idle());
         assert_eq!(b.resume_lsn(), 21);
@@ -599,32 +599,32 @@ mod tests {
     #[test]
     fn delete_then_insert_in_one_flush_sends_only_the_insert() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.delete("t", 7, t0);
         b.upsert("t", 7, (7, "again"), t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(poll(&mut b, t0 + 20 * MS), vec![ins(&[(7, "again")])]);
     }
 
     #[test]
     fn delete_waits_for_the_hold_after_its_key_was_inserted() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.upsert("t", 7, (7, "a"), t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(poll(&mut b, t0 + 20 * MS), vec![ins(&[(7, "a")])]);
-        b.begin(20);
+        b.begin(Lsn::new(20));
         b.delete("t", 7, t0 + 30 * MS);
         b.delete("t", 8, t0 + 30 * MS);
-        b.commit(21);
+        b.commit(Lsn::new(21));
         // Flush of 7 and 8 closes at 50 ms; 7 is held until 20 + 1000 ms, and 8 and a later
         // insert wait behind it (commit order per table).
         assert_eq!(poll(&mut b, t0 + 60 * MS), vec![]);
-        b.begin(30);
+        b.begin(Lsn::new(30));
         b.upsert("t", 9, (9, "behind"), t0 + 70 * MS);
-        b.commit(31);
+        b.commit(Lsn::new(31));
         assert_eq!(poll(&mut b, t0 + 90 * MS), vec![]);
         assert_eq!(b.resume_lsn(), 20);
         assert_eq!(b.next_deadline(t0), Some(t0 + 1020 * MS));
@@ -639,28 +639,28 @@ mod tests {
     #[test]
     fn delete_of_an_old_key_goes_at_once() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.upsert("t", 1, (1, "a"), t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(poll(&mut b, t0 + 20 * MS), vec![ins(&[(1, "a")])]);
-        b.begin(20);
+        b.begin(Lsn::new(20));
         b.delete("t", 2, t0 + 30 * MS);
-        b.commit(21);
+        b.commit(Lsn::new(21));
         assert_eq!(poll(&mut b, t0 + 50 * MS), vec![del(2)]);
     }
 
     #[test]
     fn recent_keys_expire() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(1), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(1), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.upsert("t", 1, (1, "a"), t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(poll(&mut b, t0), vec![ins(&[(1, "a")])]);
-        b.begin(20);
+        b.begin(Lsn::new(20));
         b.delete("t", 1, t0 + 2000 * MS);
-        b.commit(21);
+        b.commit(Lsn::new(21));
         assert_eq!(poll(&mut b, t0 + 2020 * MS), vec![del(1)]);
         assert!(b.tables["t"].recent.is_empty());
     }
@@ -668,12 +668,12 @@ mod tests {
     #[test]
     fn migrate_waits_and_splits_old_and_new_rows() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.upsert("t", 1, (1, "old"), t0);
         b.schema_change("t", 2, t0);
         b.upsert("t", 2, (2, "new"), t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         // The old row goes at once; the migrate waits for it to pass; the new row waits behind.
         assert_eq!(poll(&mut b, t0 + 20 * MS), vec![ins(&[(1, "old")])]);
         assert_eq!(poll(&mut b, t0 + 500 * MS), vec![]);
@@ -693,10 +693,10 @@ mod tests {
     #[test]
     fn migrate_without_earlier_inserts_goes_at_once() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
-        b.begin(10);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
+        b.begin(Lsn::new(10));
         b.schema_change("t", 2, t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(b.next_deadline(t0), Some(t0));
         assert_eq!(
             poll(&mut b, t0),
@@ -710,17 +710,18 @@ mod tests {
     #[test]
     fn tables_are_independent_and_progress_is_the_oldest_pending_commit() {
         let t0 = Instant::now();
-        let mut b: ChangeBuffer<&'static str, i32, i32, u32> = ChangeBuffer::new(cfg(100), 0);
-        b.begin(10);
+        let mut b: ChangeBuffer<&'static str, i32, i32, u32> =
+            ChangeBuffer::new(cfg(100), Lsn::ZERO);
+        b.begin(Lsn::new(10));
         b.upsert("a", 1, 1, t0);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(poll(&mut b, t0 + 20 * MS).len(), 1);
-        b.begin(20);
+        b.begin(Lsn::new(20));
         b.delete("a", 1, t0 + 30 * MS);
-        b.commit(21);
-        b.begin(30);
+        b.commit(Lsn::new(21));
+        b.begin(Lsn::new(30));
         b.upsert("b", 5, 5, t0 + 30 * MS);
-        b.commit(31);
+        b.commit(Lsn::new(31));
         let out = poll(&mut b, t0 + 50 * MS);
         assert_eq!(
             out,
@@ -739,13 +740,13 @@ mod tests {
     #[test]
     fn in_txn_blocks_progress() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 5);
+        let mut b = Buf::new(cfg(100), Lsn::new(5));
         assert!(b.is_idle());
         assert_eq!(b.resume_lsn(), 5);
-        b.begin(10);
+        b.begin(Lsn::new(10));
         assert!(!b.is_idle());
         assert_eq!(b.resume_lsn(), 10);
-        b.commit(11);
+        b.commit(Lsn::new(11));
         assert_eq!(b.resume_lsn(), 11);
         assert_eq!(poll(&mut b, t0), vec![]);
     }
@@ -753,19 +754,19 @@ mod tests {
     #[test]
     fn a_hot_key_stays_one_row_while_deletes_are_held() {
         let t0 = Instant::now();
-        let mut b = Buf::new(cfg(100), 0);
+        let mut b = Buf::new(cfg(100), Lsn::new(0));
         let mut lsn = 10;
         let mut sent = Vec::new();
         // Key 7 inserted and deleted every 10 ms for 5 s.
         for i in 0..500u32 {
             let now = t0 + 10 * i * MS;
-            b.begin(lsn);
+            b.begin(Lsn::new(lsn));
             if i % 2 == 0 {
                 b.upsert("t", 7, (7, "x"), now);
             } else {
                 b.delete("t", 7, now);
             }
-            b.commit(lsn + 1);
+            b.commit(Lsn::new(lsn + 1));
             lsn += 10;
             assert!(b.buffered() <= 2, "step {i}: {} buffered", b.buffered());
             b.poll(now, &mut sent);
@@ -792,7 +793,7 @@ mod tests {
             let t0 = Instant::now();
             let mut now = t0;
             let mut b: ChangeBuffer<u8, u8, (u8, u32), ()> =
-                ChangeBuffer::new(cfg(1 + rnd(5) as usize), 0);
+                ChangeBuffer::new(cfg(1 + rnd(5) as usize), Lsn::ZERO);
             let mut source: BTreeMap<(u8, u8), u32> = BTreeMap::new();
             // The destination: what arrived, with the time each insert was handed off. A delete
             // handed off at time d may be applied before inserts handed off after d - hold.
@@ -800,7 +801,7 @@ mod tests {
             let mut log: Vec<(Instant, Msg)> = Vec::new();
             let mut lsn = 10;
             for step in 0..300u32 {
-                b.begin(lsn);
+                b.begin(Lsn::new(lsn));
                 for _ in 0..1 + rnd(3) {
                     let table = rnd(2) as u8;
                     let key = rnd(4) as u8;
@@ -812,7 +813,7 @@ mod tests {
                         b.upsert(table, key, (key, step), now);
                     }
                 }
-                b.commit(lsn + 1);
+                b.commit(Lsn::new(lsn + 1));
                 lsn += 10;
                 now += Duration::from_millis(rnd(30));
                 let mut out = Vec::new();

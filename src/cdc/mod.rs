@@ -70,7 +70,7 @@ pub use backfill::{Backfill, BackfillFuture};
 pub use batch::Lsn;
 pub use names::{CdcId, CdcNames};
 pub use prerequisites::{check_prerequisites, check_publication_options, CdcTables};
-pub use slot::{drop_objects, format_lsn, parse_lsn};
+pub use slot::drop_objects;
 pub use state::CdcState;
 pub use stream::StreamTable;
 
@@ -113,13 +113,13 @@ pub enum CdcError {
     Wire(#[from] WireError),
     #[error(transparent)]
     State(#[from] state::StateError),
-    #[error("pgoutput message at LSN {}: {source}", lsn_text(.lsn))]
+    #[error("pgoutput message at LSN {lsn}: {source}")]
     Message {
         lsn: Lsn,
         #[source]
         source: DecodeError,
     },
-    #[error("table {table} at LSN {}: column {column}: {source}", lsn_text(.lsn))]
+    #[error("table {table} at LSN {lsn}: column {column}: {source}")]
     Value {
         table: String,
         column: String,
@@ -127,25 +127,21 @@ pub enum CdcError {
         #[source]
         source: DecodeError,
     },
-    #[error("table {table} at LSN {}: building a record: {source}", lsn_text(.lsn))]
+    #[error("table {table} at LSN {lsn}: building a record: {source}")]
     Record {
         table: String,
         lsn: Lsn,
         #[source]
         source: ArrowError,
     },
-    #[error("change at LSN {} for unknown relation id {relation_id}", lsn_text(.lsn))]
+    #[error("change at LSN {lsn} for unknown relation id {relation_id}")]
     UnknownRelation { relation_id: u32, lsn: Lsn },
-    #[error(
-        "table {table} at LSN {}: a tuple has more columns than its relation",
-        lsn_text(.lsn)
-    )]
+    #[error("table {table} at LSN {lsn}: a tuple has more columns than its relation")]
     TupleShape { table: String, lsn: Lsn },
     #[error(
-        "table {table} at LSN {}: an update left a TOASTed value unchanged, and the row cannot \
+        "table {table} at LSN {lsn}: an update left a TOASTed value unchanged, and the row cannot \
          be re-read by its key column {column} (type not supported for re-reading); set \
-         REPLICA IDENTITY FULL on the table",
-        lsn_text(.lsn)
+         REPLICA IDENTITY FULL on the table"
     )]
     ToastKey {
         table: String,
@@ -158,7 +154,7 @@ pub enum CdcError {
         #[source]
         source: CatalogError,
     },
-    #[error("the server ended the replication stream (last position {})", lsn_text(.lsn))]
+    #[error("the server ended the replication stream (last position {lsn})")]
     StreamEnded { lsn: Lsn },
     #[error("initial sync: {0}")]
     Backfill(#[source] SyncError),
@@ -382,7 +378,7 @@ async fn run_inner(
                 format!(
                     "created replication slot {} at {}{}",
                     names.slot,
-                    format_lsn(new.consistent_point),
+                    new.consistent_point,
                     if options.initial_sync {
                         format!("; initial sync of {} tables", tables.len())
                     } else {
@@ -481,9 +477,4 @@ pub async fn cleanup(cfg: &Config, cdc_id: &CdcId) -> Result<Vec<String>, CdcErr
     let dropped = drop_objects(&mut conn, cdc_id.names()).await;
     conn.close().await;
     dropped
-}
-
-/// An LSN in its `X/Y` text form, for error messages.
-fn lsn_text(lsn: &Lsn) -> String {
-    format_lsn(*lsn)
 }

@@ -54,7 +54,8 @@ fn transient_wire(e: &WireError) -> bool {
         | WireError::Config(_)
         | WireError::Tls { .. }
         | WireError::Auth { .. }
-        | WireError::Usage(_) => false,
+        | WireError::Usage(_)
+        | WireError::ResultValue { .. } => false,
     }
 }
 
@@ -108,7 +109,9 @@ mod tests {
         ] {
             assert!(!is_transient(&server(code)), "{code}");
         }
-        assert!(is_transient(&CdcError::StreamEnded { lsn: 0 }));
+        assert!(is_transient(&CdcError::StreamEnded {
+            lsn: crate::wire::Lsn::ZERO
+        }));
         assert!(is_transient(&CdcError::Wire(WireError::Io {
             context: "reading".into(),
             source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),

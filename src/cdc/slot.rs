@@ -93,7 +93,7 @@ pub async fn slot_info(conn: &mut Connection, slot: &str) -> Result<Option<SlotI
     };
     let cell = |i: usize| row.get(i).map(|v| String::from_utf8_lossy(v).into_owned());
     let confirmed = match cell(0) {
-        Some(text) => parse_lsn(&text).ok_or_else(|| {
+        Some(text) => text.trim().parse::<Lsn>().map_err(|_| {
             CdcError::Setup(format!("slot {slot}: bad confirmed_flush_lsn {text:?}"))
         })?,
         None => {
@@ -143,7 +143,11 @@ pub async fn create_slot(repl: &mut Connection, slot: &str) -> Result<NewSlot, C
         .next()
         .and_then(|r| r.rows.into_iter().next())
         .unwrap_or_default();
-    let point = row.get(1).cloned().flatten().and_then(|t| parse_lsn(&t));
+    let point = row
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|t| t.trim().parse::<Lsn>().ok());
     let snapshot = row.get(2).cloned().flatten();
     match (point, snapshot) {
         (Some(consistent_point), Some(snapshot_name)) => Ok(NewSlot {
@@ -202,32 +206,4 @@ pub async fn drop_objects(
         done.push(format!("no publication {}", names.publication));
     }
     Ok(done)
-}
-
-/// `X/Y` (hex) → LSN.
-pub fn parse_lsn(text: &str) -> Option<Lsn> {
-    let (hi, lo) = text.trim().split_once('/')?;
-    let hi = u32::from_str_radix(hi, 16).ok()?;
-    let lo = u32::from_str_radix(lo, 16).ok()?;
-    Some((u64::from(hi) << 32) | u64::from(lo))
-}
-
-/// LSN → `X/Y` (hex), as replication commands take it.
-pub fn format_lsn(lsn: Lsn) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lsn_text() {
-        assert_eq!(parse_lsn("0/16B3748"), Some(0x16B_3748));
-        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
-        assert_eq!(format_lsn(0x1_0000_00AB), "1/AB");
-        assert_eq!(parse_lsn(&format_lsn(u64::MAX)), Some(u64::MAX));
-        assert_eq!(parse_lsn("zz"), None);
-        assert_eq!(parse_lsn("1/"), None);
-    }
 }

@@ -19,7 +19,7 @@ use super::rules::ValueOptions;
 use super::types::{list_item_field, PgType};
 
 /// PostgreSQL's MAXDIM: array_recv rejects more dimensions.
-const MAX_ARRAY_DIMS: i32 = 6;
+pub(crate) const MAX_ARRAY_DIMS: i32 = 6;
 
 /// A list column: offsets + validity of its own, the flattened elements in the child reader.
 #[derive(Debug)]
@@ -141,8 +141,13 @@ impl ListReader {
         // Offsets start at 0 and only ever grow (each row ends at the child's length), so they
         // are valid; try_new checks them against the values again anyway.
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-        let list = ListArray::try_new(self.item.clone(), offsets, values, nulls)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+        let list =
+            ListArray::try_new(self.item.clone(), offsets, values, nulls).map_err(|source| {
+                DecodeError::Arrow {
+                    what: "list column",
+                    source,
+                }
+            })?;
         Ok(Arc::new(list))
     }
 }

@@ -19,7 +19,7 @@ use super::rules::ValueOptions;
 use super::types::PgType;
 
 /// `PGCOPY\n\xff\r\n\0`.
-pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+pub(crate) const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Header flag: each tuple carries an OID field (never asked for by this plugin).
 const FLAG_OIDS: i32 = 1 << 16;
 /// Header flags bits 17–31: reserved; readers must abort when one is set.
@@ -129,7 +129,7 @@ impl CopyBinaryDecoder {
 
     /// Per column, the values changed since the last call because the column's Arrow type
     /// cannot hold them (see [`ColumnReader::take_adjusted`]).
-    pub fn take_adjusted(&mut self) -> Vec<u64> {
+    pub(crate) fn take_adjusted(&mut self) -> Vec<u64> {
         self.readers
             .iter_mut()
             .map(ColumnReader::take_adjusted)
@@ -137,7 +137,7 @@ impl CopyBinaryDecoder {
     }
 
     /// True once the trailer has been read.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
@@ -163,8 +163,12 @@ impl CopyBinaryDecoder {
             }
         };
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        RecordBatch::try_new_with_options(schema, columns, &options)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))
+        RecordBatch::try_new_with_options(schema, columns, &options).map_err(|source| {
+            DecodeError::Arrow {
+                what: "record batch",
+                source,
+            }
+        })
     }
 }
 

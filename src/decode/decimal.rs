@@ -11,10 +11,7 @@
 use arrow_buffer::i256;
 
 use super::error::DecodeError;
-use super::numeric::{numeric_wire, NumericKind};
-
-/// The base of numeric's digits.
-const NBASE: u16 = 10000;
+use super::numeric::{numeric_wire, NumericKind, NBASE};
 
 /// The integer types behind Decimal128 (i128) and Decimal256 (i256).
 pub(crate) trait Unscaled: Copy + PartialOrd {

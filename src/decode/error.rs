@@ -1,9 +1,10 @@
 //! The one error type of the decoders: it says what was being read, what was expected and what
 //! was found. Column indexes are added by the COPY decoder; table and column names by the caller.
 
+use arrow_schema::{ArrowError, DataType};
 use thiserror::Error;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum DecodeError {
     /// Fewer bytes left than the next field needs.
     #[error("{what}: truncated: needed {needed} bytes, {available} left")]
@@ -64,14 +65,118 @@ pub enum DecodeError {
     /// A previous error left a partly decoded row behind; the decoder cannot be used further.
     #[error("decoder unusable after an earlier error")]
     Poisoned,
-    /// Arrow refused the assembled batch (e.g. a NULL in a non-nullable field).
-    #[error("building the Arrow batch: {0}")]
-    Arrow(String),
+    /// Arrow refused an assembled array or batch (e.g. a NULL in a non-nullable field); `what`
+    /// names the part being built.
+    #[error("building the Arrow {what}: {source}")]
+    Arrow {
+        what: &'static str,
+        #[source]
+        source: ArrowError,
+    },
+    /// A column's Arrow type is not stored as the reader's values (a reader built for another
+    /// type): a bug of the reader's choice, reported instead of a wrong array.
+    #[error("Arrow type {data_type} is not stored as {storage}")]
+    StorageType {
+        data_type: DataType,
+        storage: DataType,
+    },
+}
+
+/// Equal when they say the same: Arrow's error (which has no equality of its own) is compared by
+/// its text. Lets tests and callers compare whole results.
+impl PartialEq for DecodeError {
+    fn eq(&self, other: &DecodeError) -> bool {
+        use DecodeError as E;
+        match (self, other) {
+            (
+                E::Truncated {
+                    what,
+                    needed,
+                    available,
+                },
+                E::Truncated {
+                    what: w,
+                    needed: n,
+                    available: a,
+                },
+            ) => (what, needed, available) == (w, n, a),
+            (
+                E::Length {
+                    what,
+                    expected,
+                    found,
+                },
+                E::Length {
+                    what: w,
+                    expected: e,
+                    found: f,
+                },
+            ) => (what, expected, found) == (w, e, f),
+            (E::TrailingBytes { what, count }, E::TrailingBytes { what: w, count: c }) => {
+                (what, count) == (w, c)
+            }
+            (
+                E::InvalidUtf8 { what, valid_up_to },
+                E::InvalidUtf8 {
+                    what: w,
+                    valid_up_to: v,
+                },
+            ) => (what, valid_up_to) == (w, v),
+            (
+                E::Invalid {
+                    what,
+                    expected,
+                    found,
+                },
+                E::Invalid {
+                    what: w,
+                    expected: e,
+                    found: f,
+                },
+            ) => (what, expected, found) == (w, e, f),
+            (E::BadSignature, E::BadSignature) | (E::Poisoned, E::Poisoned) => true,
+            (
+                E::FieldCount { expected, found },
+                E::FieldCount {
+                    expected: e,
+                    found: f,
+                },
+            ) => (expected, found) == (e, f),
+            (E::AfterTrailer { count }, E::AfterTrailer { count: c }) => count == c,
+            (
+                E::Unrepresentable { what, value, rule },
+                E::Unrepresentable {
+                    what: w,
+                    value: v,
+                    rule: r,
+                },
+            ) => (what, value, rule) == (w, v, r),
+            (E::UnknownMessage { tag }, E::UnknownMessage { tag: t }) => tag == t,
+            (
+                E::Column { column, source },
+                E::Column {
+                    column: c,
+                    source: s,
+                },
+            ) => column == c && source == s,
+            (E::Arrow { what, source }, E::Arrow { what: w, source: s }) => {
+                what == w && source.to_string() == s.to_string()
+            }
+            (
+                E::StorageType { data_type, storage },
+                E::StorageType {
+                    data_type: d,
+                    storage: s,
+                },
+            ) => (data_type, storage) == (d, s),
+            _ => false,
+        }
+    }
 }
 
 impl DecodeError {
     /// Tag this error with the index of the column it happened in.
-    pub fn in_column(self, column: usize) -> DecodeError {
+    pub(crate) fn in_column(self, column: usize) -> DecodeError {
         DecodeError::Column {
             column,
             source: Box::new(self),

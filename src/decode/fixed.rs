@@ -47,14 +47,18 @@ impl<T: ArrowPrimitiveType> Fixed<T> {
         let capacity = self.values.len();
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(capacity));
         let nulls = self.nulls.finish();
-        let array = PrimitiveArray::<T>::try_new(ScalarBuffer::from(values), nulls)
-            .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+        let array =
+            PrimitiveArray::<T>::try_new(ScalarBuffer::from(values), nulls).map_err(|source| {
+                DecodeError::Arrow {
+                    what: "column",
+                    source,
+                }
+            })?;
         if !PrimitiveArray::<T>::is_compatible(&self.data_type) {
-            return Err(DecodeError::Arrow(format!(
-                "{:?} is not a storage type of {:?}",
-                self.data_type,
-                T::DATA_TYPE
-            )));
+            return Err(DecodeError::StorageType {
+                data_type: self.data_type.clone(),
+                storage: T::DATA_TYPE,
+            });
         }
         Ok(Arc::new(array.with_data_type(self.data_type.clone())))
     }

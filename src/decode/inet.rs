@@ -13,11 +13,11 @@ use std::fmt::Write;
 use super::buf::Buf;
 use super::error::DecodeError;
 
-const PGSQL_AF_INET: u8 = 2;
-const PGSQL_AF_INET6: u8 = 3;
+pub(crate) const PGSQL_AF_INET: u8 = 2;
+pub(crate) const PGSQL_AF_INET6: u8 = 3;
 
 /// Append the text form of the inet/cidr in `bytes` to `out`. On error `out` is unchanged.
-pub fn write_inet(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
+pub(crate) fn write_inet(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let mut r = Buf::new(bytes);
     let family = r.u8("inet family")?;
     let bits = r.u8("inet bits")?;

@@ -15,6 +15,7 @@ use arrow_buffer::IntervalMonthDayNano;
 use super::buf::fixed;
 use super::error::DecodeError;
 use super::rules::{Ruled, ValueOptions};
+use crate::wire::epoch::{USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
 
 /// One binary interval → Arrow, under the value rules.
 pub(crate) fn interval_value(
@@ -61,7 +62,7 @@ fn bad(offset: usize) -> DecodeError {
 /// interval_out's text under `IntervalStyle = iso_8601` (each field signed on its own, e.g.
 /// `P-1Y-2M3DT-4H-5M-6.5S`; `infinity` / `-infinity` on PostgreSQL 17+) → interval_send's bytes,
 /// appended to `out` (nothing is appended on error).
-pub fn interval_text_to_binary(text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub(crate) fn interval_text_to_binary(text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let (us, days, months) = match text {
         b"infinity" => (i64::MAX, i32::MAX, i32::MAX),
         b"-infinity" => (i64::MIN, i32::MIN, i32::MIN),
@@ -134,21 +135,21 @@ fn parse_iso(text: &[u8]) -> Result<(i64, i32, i32), DecodeError> {
             (false, b'D', None) => days = days.checked_add(signed(int)).ok_or_else(overflow)?,
             (true, b'H', None) => {
                 us = int
-                    .checked_mul(3_600_000_000)
+                    .checked_mul(USECS_PER_HOUR)
                     .map(signed)
                     .and_then(|v| us.checked_add(v))
                     .ok_or_else(overflow)?
             }
             (true, b'M', None) => {
                 us = int
-                    .checked_mul(60_000_000)
+                    .checked_mul(USECS_PER_MINUTE)
                     .map(signed)
                     .and_then(|v| us.checked_add(v))
                     .ok_or_else(overflow)?
             }
             (true, b'S', frac) => {
                 us = int
-                    .checked_mul(1_000_000)
+                    .checked_mul(USECS_PER_SEC)
                     .and_then(|v| v.checked_add(frac.unwrap_or(0)))
                     .map(signed)
                     .and_then(|v| us.checked_add(v))

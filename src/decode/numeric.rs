@@ -9,18 +9,20 @@
 use super::buf::Buf;
 use super::error::DecodeError;
 
-const SIGN_POS: u16 = 0x0000;
-const SIGN_NEG: u16 = 0x4000;
-const SIGN_NAN: u16 = 0xC000;
-const SIGN_PINF: u16 = 0xD000;
-const SIGN_NINF: u16 = 0xF000;
-/// numeric_recv rejects display scales outside this mask.
-const DSCALE_MASK: u16 = 0x3FFF;
-const NBASE: i16 = 10000;
+/// The sign word of the wire form: the two finite signs and the three special values.
+pub(crate) const NUMERIC_POS: u16 = 0x0000;
+pub(crate) const NUMERIC_NEG: u16 = 0x4000;
+pub(crate) const NUMERIC_NAN: u16 = 0xC000;
+pub(crate) const NUMERIC_PINF: u16 = 0xD000;
+pub(crate) const NUMERIC_NINF: u16 = 0xF000;
+/// numeric_recv rejects display scales outside this mask (`NUMERIC_DSCALE_MASK`).
+pub(crate) const DSCALE_MASK: u16 = 0x3FFF;
+/// The base of numeric's digits.
+pub(crate) const NBASE: u16 = 10_000;
 
 /// Where numeric text goes: a `String`, or straight into an Arrow `StringBuilder` (whose
 /// current value the caller then closes with `append_value("")`). Writes cannot fail.
-pub trait TextSink {
+pub(crate) trait TextSink {
     fn push_text(&mut self, s: &str);
 }
 
@@ -52,9 +54,11 @@ const GROUP_TABLE: [u8; 40_000] = {
     }
     t
 };
+/// The table as text. It is ASCII digits by construction, so the empty fallback is never taken
+/// (evaluated at compile time; a unit test checks the length).
 static GROUPS: &str = match std::str::from_utf8(&GROUP_TABLE) {
     Ok(s) => s,
-    Err(_) => panic!("the digit table is ASCII"),
+    Err(_) => "",
 };
 
 /// The zero-padded text of base-10000 digit `g` (< 10000, checked by the caller).
@@ -82,7 +86,7 @@ pub(crate) struct NumericWire<'a> {
 }
 
 impl NumericWire<'_> {
-    pub fn ndigits(&self) -> usize {
+    pub(crate) fn ndigits(&self) -> usize {
         self.digits.len() / 2
     }
 
@@ -115,11 +119,11 @@ pub(crate) fn numeric_wire(bytes: &[u8]) -> Result<NumericWire<'_>, DecodeError>
         });
     }
     let kind = match sign {
-        SIGN_POS => NumericKind::Finite { negative: false },
-        SIGN_NEG => NumericKind::Finite { negative: true },
-        SIGN_NAN => NumericKind::NaN,
-        SIGN_PINF => NumericKind::PosInfinity,
-        SIGN_NINF => NumericKind::NegInfinity,
+        NUMERIC_POS => NumericKind::Finite { negative: false },
+        NUMERIC_NEG => NumericKind::Finite { negative: true },
+        NUMERIC_NAN => NumericKind::NaN,
+        NUMERIC_PINF => NumericKind::PosInfinity,
+        NUMERIC_NINF => NumericKind::NegInfinity,
         other => {
             return Err(DecodeError::Invalid {
                 what: "numeric sign",
@@ -137,7 +141,8 @@ pub(crate) fn numeric_wire(bytes: &[u8]) -> Result<NumericWire<'_>, DecodeError>
     }
     for c in digits.chunks_exact(2) {
         let d = i16::from_be_bytes([c[0], c[1]]);
-        if !(0..NBASE).contains(&d) {
+        // A negative digit reads as ≥ 32768 unsigned, so one comparison rejects both.
+        if u16::from_be_bytes([c[0], c[1]]) >= NBASE {
             return Err(DecodeError::Invalid {
                 what: "numeric digit",
                 expected: "a base-10000 digit 0..=9999",
@@ -155,7 +160,10 @@ pub(crate) fn numeric_wire(bytes: &[u8]) -> Result<NumericWire<'_>, DecodeError>
 
 /// Append the text form of the numeric in `bytes` to `out`. Everything is validated before the
 /// first write, so on error nothing was written.
-pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<(), DecodeError> {
+pub(crate) fn write_numeric<S: TextSink + ?Sized>(
+    bytes: &[u8],
+    out: &mut S,
+) -> Result<(), DecodeError> {
     let wire = numeric_wire(bytes)?;
     let negative = match wire.kind {
         NumericKind::Finite { negative } => negative,
@@ -212,4 +220,18 @@ pub fn write_numeric<S: TextSink + ?Sized>(bytes: &[u8], out: &mut S) -> Result<
 fn special<S: TextSink + ?Sized>(out: &mut S, text: &str) -> Result<(), DecodeError> {
     out.push_text(text);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_group_table_is_complete_text() {
+        assert_eq!(GROUPS.len(), 40_000);
+        assert_eq!(group(0), "0000");
+        assert_eq!(group(7), "0007");
+        assert_eq!(group(1234), "1234");
+        assert_eq!(group(9999), "9999");
+    }
 }

@@ -15,8 +15,7 @@
 use super::buf::Buf;
 use super::error::DecodeError;
 
-/// A log sequence number.
-pub type Lsn = u64;
+pub use crate::wire::Lsn;
 /// Microseconds since 2000-01-01 UTC (PostgreSQL's TimestampTz).
 pub type PgTimestamp = i64;
 
@@ -85,7 +84,7 @@ pub struct RelationColumn<'a> {
 }
 
 impl RelationColumn<'_> {
-    pub fn is_key(&self) -> bool {
+    pub(crate) fn is_key(&self) -> bool {
         self.flags & 1 != 0
     }
 }
@@ -224,7 +223,7 @@ impl<'a> TupleData<'a> {
     }
 
     /// The size of the columns in the message (kinds, lengths and values), in bytes.
-    pub fn byte_len(&self) -> usize {
+    pub(crate) fn byte_len(&self) -> usize {
         self.data.len()
     }
 
@@ -361,18 +360,18 @@ fn parse_message(bytes: &[u8], streamed: bool) -> Result<PgOutputMessage<'_>, De
     };
     let message = match tag {
         b'B' => PgOutputMessage::Begin(Begin {
-            final_lsn: r.u64("pgoutput begin final lsn")?,
+            final_lsn: Lsn::new(r.u64("pgoutput begin final lsn")?),
             commit_time: r.i64("pgoutput begin commit time")?,
             xid: r.u32("pgoutput begin xid")?,
         }),
         b'C' => PgOutputMessage::Commit(Commit {
             flags: r.u8("pgoutput commit flags")?,
-            commit_lsn: r.u64("pgoutput commit lsn")?,
-            end_lsn: r.u64("pgoutput commit end lsn")?,
+            commit_lsn: Lsn::new(r.u64("pgoutput commit lsn")?),
+            end_lsn: Lsn::new(r.u64("pgoutput commit end lsn")?),
             commit_time: r.i64("pgoutput commit time")?,
         }),
         b'O' => PgOutputMessage::Origin(Origin {
-            commit_lsn: r.u64("pgoutput origin lsn")?,
+            commit_lsn: Lsn::new(r.u64("pgoutput origin lsn")?),
             name: r.cstr("pgoutput origin name")?,
         }),
         b'R' => {
@@ -479,7 +478,7 @@ fn parse_message(bytes: &[u8], streamed: bool) -> Result<PgOutputMessage<'_>, De
         b'M' => {
             let xid = xid(&mut r)?;
             let flags = r.u8("pgoutput message flags")?;
-            let lsn = r.u64("pgoutput message lsn")?;
+            let lsn = Lsn::new(r.u64("pgoutput message lsn")?);
             let prefix = r.cstr("pgoutput message prefix")?;
             let len = r.u32("pgoutput message content length")?;
             let content = r.take(len as usize, "pgoutput message content")?;
@@ -499,8 +498,8 @@ fn parse_message(bytes: &[u8], streamed: bool) -> Result<PgOutputMessage<'_>, De
         b'c' => PgOutputMessage::StreamCommit(StreamCommit {
             xid: r.u32("pgoutput stream commit xid")?,
             flags: r.u8("pgoutput stream commit flags")?,
-            commit_lsn: r.u64("pgoutput stream commit lsn")?,
-            end_lsn: r.u64("pgoutput stream commit end lsn")?,
+            commit_lsn: Lsn::new(r.u64("pgoutput stream commit lsn")?),
+            end_lsn: Lsn::new(r.u64("pgoutput stream commit end lsn")?),
             commit_time: r.i64("pgoutput stream commit time")?,
         }),
         b'A' => {
@@ -511,7 +510,7 @@ fn parse_message(bytes: &[u8], streamed: bool) -> Result<PgOutputMessage<'_>, De
                 (None, None)
             } else {
                 (
-                    Some(r.u64("pgoutput stream abort lsn")?),
+                    Some(Lsn::new(r.u64("pgoutput stream abort lsn")?)),
                     Some(r.i64("pgoutput stream abort time")?),
                 )
             };

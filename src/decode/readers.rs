@@ -2,7 +2,7 @@
 //! binary-format value (the output of PostgreSQL's `*_send` function, network byte order)
 //! straight into its Arrow builder. Arrays wrap the reader of their element type.
 //!
-//! Value rules (see also `type-mapping.md`):
+//! Value rules:
 //! - bool: one byte, non-zero is true (as boolrecv). int2/4/8, float4/8, oid/xid (u32), xid8
 //!   (u64): big-endian, exact width; NaN and ±Infinity pass through untouched.
 //! - text-like: the UTF-8 bytes, validated per batch in `finish`. `"char"`: one byte; `\0` is
@@ -56,13 +56,9 @@ use super::fixed::Fixed;
 use super::inet::write_inet;
 use super::interval::interval_value;
 use super::numeric::write_numeric;
-use super::rules::{Ruled, ValueOptions, PG_EPOCH_DAYS};
+use super::rules::{Ruled, ValueOptions};
 use super::types::{arrow_type, time_unit, PgType};
-
-/// Seconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_SECS: i64 = 946_684_800;
-const USECS_PER_SEC: i64 = 1_000_000;
-const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
+use crate::wire::epoch::{PG_EPOCH_DAYS, PG_EPOCH_SECS, USECS_PER_DAY, USECS_PER_SEC};
 
 /// Reads one column's binary values into Arrow.
 #[derive(Debug)]
@@ -203,7 +199,7 @@ impl ColumnReader {
 
     /// How many values since the last call were changed (clamped or sent as NULL) because the
     /// column's Arrow type cannot hold them (array elements included); resets the count.
-    pub fn take_adjusted(&mut self) -> u64 {
+    pub(crate) fn take_adjusted(&mut self) -> u64 {
         let own = std::mem::take(&mut self.adjusted);
         match &mut self.inner {
             Inner::List(l) => own + l.take_adjusted(),
@@ -220,7 +216,7 @@ impl ColumnReader {
         self.len() == 0
     }
 
-    pub fn append_null(&mut self) {
+    pub(crate) fn append_null(&mut self) {
         dispatch!(&mut self.inner, b => b.append_null(), f => f.append_null(), l => l.append_null())
     }
 
@@ -256,8 +252,10 @@ impl ColumnReader {
             Inner::Uuid(b) => {
                 let uuid = fixed::<16>(bytes, "uuid")?;
                 // Cannot fail: the builder was made for width 16 and `uuid` has 16 bytes.
-                b.append_value(uuid)
-                    .map_err(|e| DecodeError::Arrow(e.to_string()))?;
+                b.append_value(uuid).map_err(|source| DecodeError::Arrow {
+                    what: "uuid value",
+                    source,
+                })?;
             }
             Inner::Date(b) => {
                 let days = i32::from_be_bytes(fixed(bytes, "date")?);
@@ -430,7 +428,10 @@ fn first_invalid_utf8(a: &BinaryArray, what: &'static str, e: ArrowError) -> Dec
             what,
             valid_up_to: u.valid_up_to(),
         })
-        .unwrap_or_else(|| DecodeError::Arrow(e.to_string()))
+        .unwrap_or(DecodeError::Arrow {
+            what: "text column",
+            source: e,
+        })
 }
 
 /// Appends what a value rule made of a value; counts the values changed because the type

@@ -19,6 +19,7 @@
 
 use super::error::DecodeError;
 use super::types::PgType;
+use crate::wire::epoch::{PG_EPOCH_DAYS, PG_EPOCH_OFFSET_MICROS, USECS_PER_DAY, USECS_PER_SEC};
 
 /// `numeric_type`: how `numeric` columns travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,16 +95,12 @@ named!(IntervalType, "string" => IntervalType::String, "month_day_nano" => Inter
 named!(InfinityRule, "clamp" => InfinityRule::Clamp, "null" => InfinityRule::Null, "error" => InfinityRule::Error);
 named!(OutOfRangeRule, "clamp" => OutOfRangeRule::Clamp, "null" => OutOfRangeRule::Null, "error" => OutOfRangeRule::Error);
 
-/// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
-pub(crate) const PG_EPOCH_DAYS: i32 = 10_957;
 /// 0001-01-01 and 9999-12-31 in days since 2000-01-01.
 pub(crate) const DATE_MIN_PG: i32 = -719_162 - PG_EPOCH_DAYS;
 pub(crate) const DATE_MAX_PG: i32 = 2_932_896 - PG_EPOCH_DAYS;
-const USECS_PER_SEC: i64 = 1_000_000;
-const PG_EPOCH_USECS: i64 = 946_684_800 * USECS_PER_SEC;
 /// 0001-01-01 00:00:00 and 9999-12-31 23:59:59.999999 in µs since 2000-01-01.
-pub(crate) const TS_MIN_PG: i64 = -62_135_596_800 * USECS_PER_SEC - PG_EPOCH_USECS;
-pub(crate) const TS_MAX_PG: i64 = 253_402_300_800 * USECS_PER_SEC - 1 - PG_EPOCH_USECS;
+pub(crate) const TS_MIN_PG: i64 = -62_135_596_800 * USECS_PER_SEC - PG_EPOCH_OFFSET_MICROS;
+pub(crate) const TS_MAX_PG: i64 = 253_402_300_800 * USECS_PER_SEC - 1 - PG_EPOCH_OFFSET_MICROS;
 
 /// What a rule made of one value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +160,7 @@ impl ValueOptions {
     /// True when a non-NULL value of `ty` may arrive as NULL under these rules (NaN in a decimal
     /// column, `null` rules on dates, timestamps and intervals): such a column's field must be
     /// nullable even when the column is NOT NULL.
-    pub fn may_send_null(&self, ty: &PgType) -> bool {
+    pub(crate) fn may_send_null(&self, ty: &PgType) -> bool {
         let by_rule =
             self.infinity == InfinityRule::Null || self.out_of_range == OutOfRangeRule::Null;
         match ty {
@@ -235,7 +232,7 @@ impl ValueOptions {
 
 /// What happened to the values of a column of type `ty` that [`super::ColumnReader::take_adjusted`]
 /// counted: the text of the warning the sync logs once per table and column.
-pub fn adjusted_message(ty: &PgType, options: &ValueOptions) -> String {
+pub(crate) fn adjusted_message(ty: &PgType, options: &ValueOptions) -> String {
     let fate = match options.out_of_range {
         OutOfRangeRule::Null => "were sent as NULL (out_of_range: null)",
         _ => "were clamped to the nearest of those edges (out_of_range: clamp)",
@@ -280,8 +277,7 @@ pub(crate) fn format_date(days: i64) -> String {
 
 /// As PostgreSQL prints a timestamp (UTC), for error messages.
 pub(crate) fn format_timestamp(us: i64) -> String {
-    let day_us = 86_400 * USECS_PER_SEC;
-    let (days, of_day) = (us.div_euclid(day_us), us.rem_euclid(day_us));
+    let (days, of_day) = (us.div_euclid(USECS_PER_DAY), us.rem_euclid(USECS_PER_DAY));
     let (y, m, d) = civil_from_pg_days(days);
     let secs = of_day / USECS_PER_SEC;
     let frac = of_day % USECS_PER_SEC;

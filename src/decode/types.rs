@@ -1,8 +1,8 @@
 //! The type tree the decoders are built from.
 //!
 //! The catalog classifies every column into one of these (domains resolved to their base type);
-//! the decoders pick one reader per column from it once, and the Arrow mapping of
-//! `type-mapping.md` follows from it. Anything without a native decoder is `ServerText`: the
+//! the decoders pick one reader per column from it once, and the Arrow mapping (the README's
+//! "Types" table) follows from it. Anything without a native decoder is `ServerText`: the
 //! sync casts it to `text` on the server, so the client only ever decodes native binary formats.
 
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ pub enum PgType {
 
 impl PgType {
     /// True when the column must be selected as `col::text` (or `col::text[]` for arrays).
-    pub fn needs_server_text_cast(&self) -> bool {
+    pub(crate) fn needs_server_text_cast(&self) -> bool {
         match self {
             PgType::ServerText => true,
             PgType::Array(elem) => elem.needs_server_text_cast(),
@@ -76,20 +76,20 @@ impl PgType {
 }
 
 /// `ARROW:extension:name`: the key arrow-go (and so the CloudQuery CLI) reads extension types from.
-pub const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
+pub(crate) const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
 /// `ARROW:extension:metadata`: must be exactly `<name>-serialized` or the CLI rejects the IPC stream.
-pub const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
+pub(crate) const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
 
 /// CloudQuery field-level metadata keys (plugin-sdk `schema/arrow.go`).
-pub const CQ_PRIMARY_KEY: &str = "cq:extension:primary_key";
-pub const CQ_UNIQUE: &str = "cq:extension:unique";
-pub const CQ_INCREMENTAL: &str = "cq:extension:incremental";
-pub const CQ_PRIMARY_KEY_COMPONENT: &str = "cq:extension:primary_key_component";
-pub const CQ_TYPE_SCHEMA: &str = "cq:extension:type_schema";
+pub(crate) const CQ_PRIMARY_KEY: &str = "cq:extension:primary_key";
+pub(crate) const CQ_UNIQUE: &str = "cq:extension:unique";
+pub(crate) const CQ_INCREMENTAL: &str = "cq:extension:incremental";
+pub(crate) const CQ_PRIMARY_KEY_COMPONENT: &str = "cq:extension:primary_key_component";
+pub(crate) const CQ_TYPE_SCHEMA: &str = "cq:extension:type_schema";
 
 /// The CloudQuery extension type a column travels as, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CqExtension {
+pub(crate) enum CqExtension {
     Uuid,
     Json,
     Inet,
@@ -121,7 +121,7 @@ impl CqExtension {
 impl PgType {
     /// The CloudQuery extension this type's values travel as (arrays: none on the list itself,
     /// the element field carries it).
-    pub fn cq_extension(&self) -> Option<CqExtension> {
+    pub(crate) fn cq_extension(&self) -> Option<CqExtension> {
         match self {
             PgType::Uuid => Some(CqExtension::Uuid),
             PgType::Json | PgType::Jsonb => Some(CqExtension::Json),
@@ -134,7 +134,7 @@ impl PgType {
 
 /// Arrow time unit for a fractional-seconds precision `p` of time/timestamp:
 /// 0 → seconds, 1–3 → milliseconds, otherwise (4–6 or unconstrained) → microseconds.
-pub fn time_unit(precision: Option<u8>) -> TimeUnit {
+pub(crate) fn time_unit(precision: Option<u8>) -> TimeUnit {
     match precision {
         Some(0) => TimeUnit::Second,
         Some(1..=3) => TimeUnit::Millisecond,
@@ -143,13 +143,13 @@ pub fn time_unit(precision: Option<u8>) -> TimeUnit {
 }
 
 /// The largest precision of Decimal128; Decimal256 goes to 76.
-pub const DECIMAL128_MAX_PRECISION: u8 = 38;
-pub const DECIMAL256_MAX_PRECISION: u8 = 76;
+pub(crate) const DECIMAL128_MAX_PRECISION: u8 = 38;
+pub(crate) const DECIMAL256_MAX_PRECISION: u8 = 76;
 
 /// The time zone every timestamp column carries (`timestamp` without time zone is read as UTC).
 pub const UTC: &str = "UTC";
 
-/// The Arrow storage type of a column of this type (`type-mapping.md`).
+/// The Arrow storage type of a column of this type.
 pub fn arrow_type(ty: &PgType) -> DataType {
     match ty {
         PgType::Bool => DataType::Boolean,
@@ -184,7 +184,7 @@ pub fn arrow_type(ty: &PgType) -> DataType {
 
 /// The element field of a list column: named `item`, nullable (PostgreSQL arrays may hold NULLs),
 /// with the element's extension metadata so e.g. `uuid[]` is a list of CloudQuery uuids.
-pub fn list_item_field(elem: &PgType) -> FieldRef {
+pub(crate) fn list_item_field(elem: &PgType) -> FieldRef {
     Arc::new(arrow_field("item", elem, true))
 }
 

@@ -4,8 +4,8 @@
 
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
-pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
-pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
+pub(crate) const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+pub(crate) const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 
 /// RFC 5929 §4.1: hash the server's certificate with the hash of its signature algorithm, except
 /// that MD5 and SHA-1 become SHA-256. `None` for algorithms without a defined hash (Ed25519,
@@ -97,7 +97,7 @@ fn signature_algorithm_oid(cert: &[u8]) -> Option<&[u8]> {
 
 /// Which SASL mechanism to use: SCRAM-SHA-256-PLUS when offered over TLS and the channel binding
 /// can be computed (unless disabled), else SCRAM-SHA-256.
-pub fn choose_mechanism(
+pub(crate) fn choose_mechanism(
     offered: &[&str],
     binding_available: bool,
     binding_disabled: bool,

@@ -77,7 +77,7 @@ impl CopyOut<'_> {
     /// `None`: then [`Self::next_frame`] reads more or handles the end of the stream. A COPY
     /// arrives as one message per row, so a reader that drains the buffer with this first spends
     /// its awaits on socket reads, not on rows.
-    pub fn next_buffered(&mut self) -> Option<&[u8]> {
+    pub(crate) fn next_buffered(&mut self) -> Option<&[u8]> {
         if self.done {
             return None;
         }

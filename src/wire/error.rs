@@ -88,6 +88,14 @@ pub enum Error {
     },
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A value of an extended query's result that the getter cannot read as its type (the
+    /// statement returned another type than the caller expects); `column` is 0-based.
+    #[error("result column {column}: {len} bytes are not a binary {expected}")]
+    ResultValue {
+        column: usize,
+        expected: &'static str,
+        len: usize,
+    },
     /// The statement did not do what the call expects (e.g. `copy_out` of a non-COPY statement);
     /// the connection stays usable.
     #[error("{0}")]

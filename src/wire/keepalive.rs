@@ -15,7 +15,7 @@ use super::error::ConfigError;
 
 /// The keepalive settings of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
+pub(crate) struct Keepalive {
     /// Silence before the first probe.
     pub idle: Duration,
     /// Time between probes.
@@ -35,7 +35,7 @@ impl Default for Keepalive {
 }
 
 /// The connection-string keys this module reads.
-pub const KEYS: [&str; 4] = [
+pub(crate) const KEYS: [&str; 4] = [
     "keepalives",
     "keepalives_idle",
     "keepalives_interval",
@@ -44,12 +44,13 @@ pub const KEYS: [&str; 4] = [
 
 impl Keepalive {
     /// The longest a silently dead peer goes unnoticed on an idle connection.
-    pub fn detection_time(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn detection_time(&self) -> Duration {
         self.idle + self.interval * self.count
     }
 
     /// From the connection string's keys (`get`); None when `keepalives=0`.
-    pub fn from_params<'a>(
+    pub(crate) fn from_params<'a>(
         get: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<Option<Keepalive>, ConfigError> {
         match get("keepalives").map(str::trim) {

@@ -61,20 +61,22 @@ impl Row {
     pub fn get_str(&self, i: usize) -> Result<Option<&str>, Error> {
         self.get(i)
             .map(|b| {
-                std::str::from_utf8(b)
-                    .map_err(|_| Error::protocol(format!("column {i} is not UTF-8 text")))
+                std::str::from_utf8(b).map_err(|_| Error::ResultValue {
+                    column: i,
+                    expected: "UTF-8 text",
+                    len: b.len(),
+                })
             })
             .transpose()
     }
 
-    fn fixed<const N: usize>(&self, i: usize, ty: &str) -> Result<Option<[u8; N]>, Error> {
+    fn fixed<const N: usize>(&self, i: usize, ty: &'static str) -> Result<Option<[u8; N]>, Error> {
         self.get(i)
             .map(|b| {
-                <[u8; N]>::try_from(b).map_err(|_| {
-                    Error::protocol(format!(
-                        "column {i}: {} bytes is not a binary {ty}",
-                        b.len()
-                    ))
+                <[u8; N]>::try_from(b).map_err(|_| Error::ResultValue {
+                    column: i,
+                    expected: ty,
+                    len: b.len(),
                 })
             })
             .transpose()

@@ -4,6 +4,7 @@
 use super::codec::{self, tag, ReplicationMessage};
 use super::connection::{Connection, State};
 use super::error::Error;
+use super::lsn::Lsn;
 
 /// An open CopyBoth stream. [`ReplicationStream::next_message`] is cancel-safe: a caller may
 /// `tokio::select!` it against a timer and send a status update when the timer wins.
@@ -30,7 +31,7 @@ impl ReplicationStream<'_> {
     /// [`Self::next_message`] returns it without reading from the socket (it may still write
     /// unsent bytes first). Lets a caller handle a burst of messages before doing its
     /// per-wakeup work.
-    pub fn has_buffered_message(&self) -> bool {
+    pub(crate) fn has_buffered_message(&self) -> bool {
         !self.done && self.conn.has_buffered_frame()
     }
 
@@ -86,12 +87,12 @@ impl ReplicationStream<'_> {
     }
 
     /// Reports progress: LSNs written, flushed and applied; `clock` in microseconds since
-    /// 2000-01-01 (see [`codec::pg_clock_now`]); `reply_requested` asks for a keepalive back.
+    /// 2000-01-01 (see [`super::epoch::pg_clock_now`]); `reply_requested` asks for a keepalive back.
     pub async fn send_status_update(
         &mut self,
-        write: u64,
-        flush: u64,
-        apply: u64,
+        write: Lsn,
+        flush: Lsn,
+        apply: Lsn,
         clock: i64,
         reply_requested: bool,
     ) -> Result<(), Error> {
@@ -113,7 +114,7 @@ impl ReplicationStream<'_> {
     /// 2 ms for 128 KiB to arrive, so a fast stream wakes the reader (and makes the sending
     /// walsender wake it) once per many messages instead of once per few. For a backlog, not
     /// for a trickle of changes whose latency matters.
-    pub fn set_bulk_reads(&mut self, on: bool) {
+    pub(crate) fn set_bulk_reads(&mut self, on: bool) {
         self.conn.set_bulk_reads(on);
     }
 

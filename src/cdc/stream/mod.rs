@@ -30,7 +30,6 @@ use crate::wire::Connection;
 
 use super::ack::AckTracker;
 use super::batch::{ChangeBuffer, Lsn, Output};
-use super::format_lsn;
 pub use super::packed::{Key, Row, Value};
 use super::CdcError;
 use relations::key_indices;
@@ -146,7 +145,7 @@ impl Streamer {
             ack,
             values: ValueOptions::default(),
             fetch,
-            lsn: 0,
+            lsn: Lsn::ZERO,
             scratch: Vec::new(),
             changes: 0,
             last_commit_time: None,
@@ -206,7 +205,7 @@ impl Streamer {
         now: Instant,
     ) -> Result<(), CdcError> {
         // Messages without a WAL record of their own (Relation, …) carry position 0.
-        if wal_start != 0 {
+        if wal_start != Lsn::ZERO {
             self.lsn = wal_start;
         }
         let msg = pgoutput::parse(data).map_err(|source| CdcError::Message {
@@ -276,7 +275,7 @@ impl Streamer {
                              has no message for it; the rows stay until deleted or re-synced"
                         ),
                         table = name,
-                        lsn = format_lsn(wal_start)
+                        lsn = wal_start.to_string()
                     );
                 }
             }

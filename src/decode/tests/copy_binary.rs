@@ -326,5 +326,15 @@ fn null_in_non_nullable_field_is_an_arrow_error() {
         true,
         true,
     )]));
-    assert!(matches!(d.finish(schema), Err(DecodeError::Arrow(_))));
+    let err = d.finish(schema).unwrap_err();
+    assert!(matches!(
+        err,
+        DecodeError::Arrow {
+            what: "record batch",
+            ..
+        }
+    ));
+    // Arrow's own error stays reachable as the source, not only as text.
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.downcast_ref::<arrow_schema::ArrowError>().is_some());
 }

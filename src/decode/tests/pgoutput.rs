@@ -3,7 +3,7 @@
 
 use super::hex;
 use crate::decode::pgoutput::{
-    parse, parse_streamed, OldKind, PgOutputMessage as M, RelationColumn, TupleData,
+    parse, parse_streamed, Lsn, OldKind, PgOutputMessage as M, RelationColumn, TupleData,
     TupleValue as V,
 };
 use crate::decode::DecodeError;
@@ -23,7 +23,7 @@ fn begin_and_commit() {
     let M::Begin(begin) = parse(b).unwrap() else {
         panic!()
     };
-    assert_eq!(begin.final_lsn, 0x1570C08);
+    assert_eq!(begin.final_lsn.to_string(), "0/1570C08");
     assert_eq!(begin.xid, 740);
     assert_eq!(begin.commit_time, 0x00030400df89fc01);
     let c = msg("43000000000001570c080000000001570c3800030400df89fc01");
@@ -32,7 +32,7 @@ fn begin_and_commit() {
     };
     assert_eq!(
         (commit.flags, commit.commit_lsn, commit.end_lsn),
-        (0, 0x1570C08, 0x1570C38)
+        (0, Lsn::new(0x1570C08), Lsn::new(0x1570C38))
     );
     assert_eq!(commit.commit_time, begin.commit_time);
 }
@@ -156,7 +156,7 @@ fn truncate_and_message() {
     };
     assert_eq!(
         (m.flags, m.lsn, m.prefix, m.content),
-        (1, 0x1572598, "pfx", &b"hello"[..])
+        (1, Lsn::new(0x1572598), "pfx", &b"hello"[..])
     );
 }
 
@@ -165,7 +165,7 @@ fn origin_and_type_hand_built() {
     let M::Origin(o) = parse(msg("4f 0000000000000010 6f72696700")).unwrap() else {
         panic!()
     };
-    assert_eq!((o.commit_lsn, o.name), (16, "orig"));
+    assert_eq!((o.commit_lsn, o.name), (Lsn::new(16), "orig"));
     let M::Type(t) = parse(msg("59 00004000 7075626c696300 6d6f6f6400")).unwrap() else {
         panic!()
     };
@@ -202,7 +202,7 @@ fn streamed_transaction_protocol_2() {
     };
     assert_eq!(
         (c.xid, c.commit_lsn, c.end_lsn),
-        (751, 0x15C5110, 0x15C5140)
+        (751, Lsn::new(0x15C5110), Lsn::new(0x15C5140))
     );
     let M::StreamAbort(a) = parse(msg("41 000002ef 000002f0")).unwrap() else {
         panic!()
@@ -212,7 +212,10 @@ fn streamed_transaction_protocol_2() {
     let M::StreamAbort(a) = parse(b).unwrap() else {
         panic!()
     };
-    assert_eq!((a.abort_lsn, a.abort_time), (Some(0x20), Some(0x30)));
+    assert_eq!(
+        (a.abort_lsn, a.abort_time),
+        (Some(Lsn::new(0x20)), Some(0x30))
+    );
 }
 
 #[test]

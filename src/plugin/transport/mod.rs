@@ -21,7 +21,7 @@ pub use authority::{AuthorityError, AuthorityRewriter};
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A client connection whose incoming HTTP/2 header blocks carry `:authority: localhost`.
-pub struct AuthorityStream<S> {
+pub(crate) struct AuthorityStream<S> {
     inner: S,
     rewriter: AuthorityRewriter,
     scratch: Box<[u8]>,
@@ -41,10 +41,6 @@ impl<S> AuthorityStream<S> {
             out_pos: 0,
             eof: false,
         }
-    }
-
-    pub fn get_ref(&self) -> &S {
-        &self.inner
     }
 }
 
@@ -125,7 +121,7 @@ impl<S: Connected> Connected for AuthorityStream<S> {
 }
 
 /// Accepted unix-socket connections, each wrapped in an [`AuthorityStream`].
-pub fn unix_incoming(
+pub(crate) fn unix_incoming(
     listener: UnixListener,
 ) -> impl Stream<Item = io::Result<AuthorityStream<UnixStream>>> {
     UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityStream::new))
