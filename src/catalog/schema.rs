@@ -8,10 +8,9 @@ use arrow_schema::{Schema, SchemaRef};
 use crate::catalog::Table;
 use crate::decode::types::cq_field;
 
-pub(crate) const TABLE_NAME: &str = "cq:table_name";
-pub(crate) const TABLE_TITLE: &str = "cq:table_title";
-pub(crate) const TABLE_DESCRIPTION: &str = "cq:table_description";
-pub(crate) const CONSTRAINT_NAME: &str = "cq:extension:constraint_name";
+pub(crate) use crate::decode::metadata::{
+    CONSTRAINT_NAME, TABLE_DESCRIPTION, TABLE_NAME, TABLE_TITLE,
+};
 
 /// The schema CloudQuery sees for `table`, named `dest_name` (after `destination_table_name`).
 pub fn arrow_schema(table: &Table, dest_name: &str) -> SchemaRef {

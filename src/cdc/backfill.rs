@@ -40,7 +40,7 @@ pub struct Start {
 }
 
 /// Reads `start.to_backfill` in the slot's snapshot (or a fresh one) and marks the streamed ones
-/// backfilled. Returns the tables whose `migrate_table` went out (`schema.name`).
+/// backfilled (unless `record_progress` is false: a standby cannot write). Returns the tables whose `migrate_table` went out (`schema.name`).
 pub async fn initial_sync(
     cfg: &Config,
     conn: &mut Connection,
@@ -48,6 +48,7 @@ pub async fn initial_sync(
     classified: &CdcTables,
     start: Start,
     backfill: &dyn Backfill,
+    record_progress: bool,
 ) -> Result<Vec<String>, CdcError> {
     if start.to_backfill.is_empty() {
         return Ok(Vec::new());
@@ -95,7 +96,9 @@ pub async fn initial_sync(
         .filter(|k| classified.streamed.contains(k))
         .cloned()
         .collect();
-    publication::mark_backfilled(conn, &names.publication, &done).await?;
+    if record_progress {
+        publication::mark_backfilled(conn, &names.publication, &done).await?;
+    }
     // The backfill's inserts are in the CLI's pipeline: a replayed delete must not overtake
     // them (see the change buffer's delete hold).
     tokio::time::sleep(DELETE_HOLD).await;

@@ -40,19 +40,19 @@
 //!    deletes in commit order).
 //! 4. Stream until the CLI goes away.
 
-pub mod ack;
-pub mod apply_loop;
-pub mod backfill;
-pub mod batch;
-pub mod hash;
+pub(crate) mod ack;
+pub(crate) mod apply_loop;
+pub(crate) mod backfill;
+pub(crate) mod batch;
+pub(crate) mod hash;
 pub mod names;
-pub mod packed;
-pub mod prerequisites;
-pub mod publication;
+pub(crate) mod packed;
+pub(crate) mod prerequisites;
+pub(crate) mod publication;
 pub mod reconnect;
-pub mod slot;
-pub mod state;
-pub mod stream;
+pub(crate) mod slot;
+pub(crate) mod state;
+pub(crate) mod stream;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -69,7 +69,9 @@ use crate::wire::{Config, Connection, Error as WireError};
 pub use backfill::{Backfill, BackfillFuture};
 pub use batch::Lsn;
 pub use names::{CdcId, CdcNames};
-pub use prerequisites::{check_prerequisites, check_publication_options, CdcTables};
+pub use prerequisites::{
+    check_prerequisites, check_publication_options, failover_readiness, CdcTables,
+};
 pub use slot::drop_objects;
 pub use state::CdcState;
 pub use stream::StreamTable;
@@ -329,8 +331,14 @@ async fn run_inner(
             table = t
         );
     }
-    let mut state =
-        publication::ensure_publication(&mut conn, names, &selected, &classified.streamed).await?;
+    // A standby cannot write: its publication was checked (created on the primary), and the
+    // progress marks stay as the primary has them.
+    let standby = prerequisites::is_standby(&mut conn).await?;
+    let mut state = if standby {
+        publication::read_state(&mut conn, &names.publication).await?
+    } else {
+        publication::ensure_publication(&mut conn, names, &selected, &classified.streamed).await?
+    };
     let mut slot = slot::acquire(&mut conn, cfg, names).await?;
     let resync = match lost_slot(slot.as_ref(), &state) {
         None => false,
@@ -354,7 +362,9 @@ async fn run_inner(
                 if slot.take().is_some() {
                     slot::drop_slot(&mut conn, &names.slot).await?;
                 }
-                publication::clear_marks(&mut conn, &names.publication).await?;
+                if !standby {
+                    publication::clear_marks(&mut conn, &names.publication).await?;
+                }
                 state = CdcState::default();
                 true
             }
@@ -373,7 +383,7 @@ async fn run_inner(
     let mut repl = Connection::connect_replication(cfg).await?;
     let mut start = match &slot {
         None => {
-            let new = slot::create_slot(&mut repl, &names.slot).await?;
+            let new = slot::create_slot(&mut repl, &names.slot, standby).await?;
             crate::log_info!(
                 format!(
                     "created replication slot {} at {}{}",
@@ -394,28 +404,45 @@ async fn run_inner(
             }
         }
         Some(s) => {
-            if repl.server_version_num() >= slot::PG17 && !s.failover {
+            if repl.server_version_num() >= slot::PG17 && !s.failover && !standby {
                 slot::enable_failover(&mut repl, &names.slot).await?;
             }
             backfill::Start {
                 lsn: s.confirmed_flush,
                 snapshot: None,
-                to_backfill: tables
-                    .iter()
-                    .filter(|t| !state.is_backfilled(&table_key(&t.schema, &t.name)))
-                    .cloned()
-                    .collect(),
+                // On a standby no progress can be recorded: an existing slot means its initial
+                // sync ran.
+                to_backfill: if standby {
+                    Vec::new()
+                } else {
+                    tables
+                        .iter()
+                        .filter(|t| !state.is_backfilled(&table_key(&t.schema, &t.name)))
+                        .cloned()
+                        .collect()
+                },
             }
         }
     };
     if !options.initial_sync && !start.to_backfill.is_empty() {
         // Nothing is copied, now or later: every streamed table counts as backfilled.
-        publication::mark_backfilled(&mut conn, &names.publication, &classified.streamed).await?;
+        if !standby {
+            publication::mark_backfilled(&mut conn, &names.publication, &classified.streamed)
+                .await?;
+        }
         start.to_backfill.clear();
     }
     let start_lsn = start.lsn;
-    let migrated =
-        backfill::initial_sync(cfg, &mut conn, names, &classified, start, backfill).await?;
+    let migrated = backfill::initial_sync(
+        cfg,
+        &mut conn,
+        names,
+        &classified,
+        start,
+        backfill,
+        !standby,
+    )
+    .await?;
     if resync {
         // Ending the sync lets the CLI delete, at destinations in write_mode
         // overwrite-delete-stale, every row this sync did not send again: the rows deleted while

@@ -148,6 +148,9 @@ pub async fn check_prerequisites(
         )));
     }
     let classified = classify(tables, conn.server_version_num());
+    if is_standby(conn).await? {
+        check_standby(conn, names, &classified).await?;
+    }
     if classified.streamed.is_empty() {
         let why: Vec<String> = classified
             .not_streamed
@@ -222,6 +225,118 @@ pub async fn check_publication_options(
         }
     }
     Ok(())
+}
+
+/// Whether the server is a standby (in recovery).
+pub async fn is_standby(conn: &mut Connection) -> Result<bool, CdcError> {
+    Ok(
+        one_value(conn, "SELECT pg_catalog.pg_is_in_recovery()::text")
+            .await?
+            .as_deref()
+            == Some("true"),
+    )
+}
+
+/// First version that decodes logically on a standby.
+const PG16: u32 = 160_000;
+
+/// CDC from a hot standby: PostgreSQL 16+, `hot_standby_feedback` on (otherwise the primary may
+/// remove catalog rows the slot still needs, and the server invalidates it), and the publication
+/// created on the primary (a standby cannot create or change it), holding every streamed table.
+async fn check_standby(
+    conn: &mut Connection,
+    names: &CdcNames,
+    classified: &CdcTables,
+) -> Result<(), CdcError> {
+    if conn.server_version_num() < PG16 {
+        return Err(CdcError::Setup(
+            "this server is a standby, and logical decoding on a standby needs PostgreSQL 16 or \
+             later; point connection_string at the primary"
+                .into(),
+        ));
+    }
+    let feedback = one_value(conn, "SHOW hot_standby_feedback")
+        .await?
+        .unwrap_or_default();
+    if feedback != "on" {
+        return Err(CdcError::Setup(
+            "CDC from a standby needs hot_standby_feedback = on, or the primary may remove rows \
+             the slot still needs and the slot gets invalidated. Run on the standby: \
+             ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf();"
+                .into(),
+        ));
+    }
+    let published = super::publication::published_tables(conn, &names.publication).await?;
+    let missing: Vec<&String> = classified
+        .streamed
+        .iter()
+        .filter(|t| !published.as_ref().is_some_and(|p| p.contains(t)))
+        .collect();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|t| {
+                let (schema, name) = t.split_once('.').unwrap_or(("", t.as_str()));
+                format!("{}.{}", quote_ident(schema), quote_ident(name))
+            })
+            .collect();
+        let sql = match published {
+            None => format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true);",
+                names.publication,
+                list.join(", ")
+            ),
+            Some(_) => format!(
+                "ALTER PUBLICATION {} ADD TABLE {};",
+                names.publication,
+                list.join(", ")
+            ),
+        };
+        return Err(CdcError::Setup(format!(
+            "this server is a standby, where the plugin cannot create or change its publication. \
+             Run on the primary: {sql}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the slot would survive a failover to one of this primary's standbys: `None` when
+/// there is no standby, or the setting that keeps the slot on it is in place; otherwise what is
+/// missing, for a warning at Init.
+pub async fn failover_readiness(conn: &mut Connection) -> Result<Option<String>, CdcError> {
+    // Physical walsenders only: a logical one holds an active logical slot.
+    let standbys = one_value(
+        conn,
+        "SELECT count(*) FROM pg_catalog.pg_stat_replication r WHERE NOT EXISTS \
+         (SELECT 1 FROM pg_catalog.pg_replication_slots s \
+          WHERE s.active_pid = r.pid AND s.slot_type = 'logical')",
+    )
+    .await?;
+    if standbys.as_deref().unwrap_or("0") == "0" {
+        return Ok(None);
+    }
+    if conn.server_version_num() < super::slot::PG17 {
+        return Ok(Some(
+            "this server has a standby, but before PostgreSQL 17 a replication slot does not \
+             survive a failover; after one, cdc_on_lost_slot decides what the next start does"
+                .into(),
+        ));
+    }
+    let synchronized = one_value(
+        conn,
+        "SELECT current_setting('synchronized_standby_slots', true)",
+    )
+    .await?;
+    if synchronized.unwrap_or_default().trim().is_empty() {
+        return Ok(Some(
+            "this server has a standby but synchronized_standby_slots is empty, so the \
+             replication slot cannot follow a failover safely; set it to the standby's physical \
+             slot here, and sync_replication_slots = on, hot_standby_feedback = on and a dbname \
+             in primary_conninfo on the standby"
+                .into(),
+        ));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

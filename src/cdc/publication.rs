@@ -156,6 +156,13 @@ pub fn publication_entry(t: &StreamTable, server_version: u32) -> String {
 }
 
 /// Mark `tables` as backfilled (read-modify-write in one transaction).
+/// The stream's progress as the publication's comment holds it, without changing anything
+/// (a standby). A missing publication is an empty progress.
+pub async fn read_state(conn: &mut Connection, publication: &str) -> Result<CdcState, CdcError> {
+    let comment = one_value(conn, &read_state_sql(publication)).await?;
+    Ok(CdcState::parse(publication, comment.as_deref())?)
+}
+
 /// Forgets every backfill mark: the next start copies every table again.
 pub async fn clear_marks(conn: &mut Connection, publication: &str) -> Result<(), CdcError> {
     conn.batch_execute(&write_state_sql(publication, &CdcState::default()))

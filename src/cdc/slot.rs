@@ -131,8 +131,13 @@ pub struct NewSlot {
 /// command on `repl`, so keep it idle during the initial sync.
 /// On 17+ the slot is a failover slot, so a standby with `sync_replication_slots` keeps a copy
 /// that can take over after a promotion.
-pub async fn create_slot(repl: &mut Connection, slot: &str) -> Result<NewSlot, CdcError> {
-    let command = if repl.server_version_num() >= PG17 {
+/// A standby's own slot cannot be a failover slot.
+pub async fn create_slot(
+    repl: &mut Connection,
+    slot: &str,
+    standby: bool,
+) -> Result<NewSlot, CdcError> {
+    let command = if repl.server_version_num() >= PG17 && !standby {
         format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER)")
     } else {
         format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT")

@@ -17,6 +17,7 @@ pub(crate) mod error;
 mod fixed;
 pub(crate) mod inet;
 pub(crate) mod interval;
+pub mod metadata;
 pub(crate) mod numeric;
 pub mod pgoutput;
 pub(crate) mod readers;

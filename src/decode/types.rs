@@ -75,17 +75,10 @@ impl PgType {
     }
 }
 
-/// `ARROW:extension:name`: the key arrow-go (and so the CloudQuery CLI) reads extension types from.
-pub(crate) const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
-/// `ARROW:extension:metadata`: must be exactly `<name>-serialized` or the CLI rejects the IPC stream.
-pub(crate) const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
-
-/// CloudQuery field-level metadata keys (plugin-sdk `schema/arrow.go`).
-pub(crate) const CQ_PRIMARY_KEY: &str = "cq:extension:primary_key";
-pub(crate) const CQ_UNIQUE: &str = "cq:extension:unique";
-pub(crate) const CQ_INCREMENTAL: &str = "cq:extension:incremental";
-pub(crate) const CQ_PRIMARY_KEY_COMPONENT: &str = "cq:extension:primary_key_component";
-pub(crate) const CQ_TYPE_SCHEMA: &str = "cq:extension:type_schema";
+pub(crate) use super::metadata::{
+    CQ_INCREMENTAL, CQ_PRIMARY_KEY, CQ_PRIMARY_KEY_COMPONENT, CQ_TYPE_SCHEMA, CQ_UNIQUE,
+    EXTENSION_METADATA_KEY, EXTENSION_NAME_KEY,
+};
 
 /// The CloudQuery extension type a column travels as, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

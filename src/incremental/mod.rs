@@ -3,9 +3,9 @@
 //! backend (`state_table`). Pure code: the source drives it, the sync engine reads, and the
 //! plugin's state client carries the positions to and from the destination.
 
-pub mod position;
-pub mod predicate;
-pub mod state_table;
+pub(crate) mod position;
+pub(crate) mod predicate;
+pub(crate) mod state_table;
 
 pub use position::{Mode, PgSnapshot, Position, PositionError, Scope};
 pub use predicate::{plan_read, CursorColumn, Read, WholeReason};

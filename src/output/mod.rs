@@ -10,9 +10,9 @@
 //! This module sits below `sync` and `cdc` and above `catalog`: it knows Arrow, the wire
 //! client's and the decoders' errors, and nothing of gRPC or of the layers that produce.
 
-pub mod channel;
+pub(crate) mod channel;
 pub mod ipc;
-pub mod message;
+pub(crate) mod message;
 
 pub use channel::{
     channel, Delivery, EncodedDelete, EncodedGroup, EncodedPredicate, SendError, SyncReceiver,

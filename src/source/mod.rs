@@ -9,10 +9,10 @@
 //! - [`state_client`]: the client of CloudQuery's state backend (a destination plugin over gRPC).
 
 pub mod api;
-pub mod incremental;
+pub(crate) mod incremental;
 pub mod spec;
 pub mod state_client;
-pub mod table_options;
+pub(crate) mod table_options;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -424,6 +424,13 @@ async fn check_cdc(
         .map(|_| ());
     if result.is_ok() {
         result = cdc::check_publication_options(&mut conn, &with_options).await;
+    }
+    if result.is_ok() {
+        match cdc::failover_readiness(&mut conn).await {
+            Ok(Some(warning)) => log_warn!(warning, slot = names.slot.as_str()),
+            Ok(None) => {}
+            Err(e) => result = Err(e),
+        }
     }
     conn.close().await;
     result?;

@@ -16,6 +16,10 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::decode::metadata::{
+    CONSTRAINT_NAME, TABLE_DESCRIPTION, TABLE_NAME, TABLE_PERMISSIONS_NEEDED,
+    TABLE_SENSITIVE_COLUMNS, TABLE_TITLE,
+};
 use crate::decode::types::{
     CQ_INCREMENTAL, CQ_PRIMARY_KEY, CQ_PRIMARY_KEY_COMPONENT, CQ_TYPE_SCHEMA, CQ_UNIQUE,
 };
@@ -243,15 +247,12 @@ pub fn state_schema(table_name: &str) -> SchemaRef {
         ]))
     };
     let metadata = HashMap::from([
-        ("cq:table_name".to_string(), table_name.to_string()),
-        ("cq:table_title".to_string(), String::new()),
-        ("cq:table_description".to_string(), String::new()),
-        ("cq:extension:constraint_name".to_string(), String::new()),
-        (
-            "cq:table_permissions_needed".to_string(),
-            "null".to_string(),
-        ),
-        ("cq:table_sensitive_columns".to_string(), "null".to_string()),
+        (TABLE_NAME.to_string(), table_name.to_string()),
+        (TABLE_TITLE.to_string(), String::new()),
+        (TABLE_DESCRIPTION.to_string(), String::new()),
+        (CONSTRAINT_NAME.to_string(), String::new()),
+        (TABLE_PERMISSIONS_NEEDED.to_string(), "null".to_string()),
+        (TABLE_SENSITIVE_COLUMNS.to_string(), "null".to_string()),
     ]);
     Arc::new(Schema::new_with_metadata(
         vec![

@@ -11,6 +11,7 @@ use crate::cdc::reconnect::DEFAULT_RECONNECT_TIMEOUT;
 use crate::cdc::LostSlotAction;
 
 /// The fields this module reads, in the order errors are reported.
+#[cfg(test)]
 pub const FIELDS: [&str; 3] = [
     "cdc_reconnect_timeout",
     "cdc_initial_sync",

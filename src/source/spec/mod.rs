@@ -18,11 +18,11 @@
 //! `connection_string`. [`schema`] expresses the same rules as a JSON
 //! Schema for `cloudquery validate-config`.
 
-pub mod cdc_options;
+pub(crate) mod cdc_options;
 pub mod schema;
-pub mod table_options;
-pub mod template;
-pub mod values;
+pub(crate) mod table_options;
+pub(crate) mod template;
+pub(crate) mod values;
 
 use std::fmt;
 

@@ -15,6 +15,7 @@ use crate::decode::rules::{InfinityRule, IntervalType, NumericType, OutOfRangeRu
 use crate::decode::ValueOptions;
 
 /// The spec keys of this module, in the order errors are reported.
+#[cfg(test)]
 pub const VALUE_FIELDS: [&str; 4] = ["numeric_type", "interval_type", "infinity", "out_of_range"];
 
 /// One field: its allowed names and the description the JSON Schema carries.
