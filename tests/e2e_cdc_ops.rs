@@ -525,7 +525,7 @@ fn cdc_from_a_standby(version: u32) {
     assert_eq!(done.code, Some(1), "{out}");
     assert!(
         out.contains(
-            "Run on the primary: CREATE PUBLICATION cq_e2e_standby FOR TABLE public.o1, public.o2, public.o3"
+            r#"Run on the primary: CREATE PUBLICATION cq_e2e_standby FOR TABLE "public"."o1", "public"."o2", "public"."o3" WITH (publish_via_partition_root = true);"#
         ),
         "{out}"
     );
