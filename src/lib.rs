@@ -15,6 +15,8 @@
 //!   layers above.
 //! - [`plugin`]: the CloudQuery gRPC surface: spec validation, the services, the unix-socket
 //!   transport, logging.
+//! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP to `--otel-endpoint`, with the
+//!   Go plugin SDK's names.
 
 pub mod catalog;
 pub mod cdc;
@@ -24,4 +26,5 @@ pub mod logging;
 pub mod plugin;
 pub mod source;
 pub mod sync;
+pub mod telemetry;
 pub mod wire;

@@ -72,6 +72,11 @@ impl AckTracker {
         self.received = self.received.max(wal_end);
     }
 
+    /// The highest WAL end the server reported (telemetry's lag figure).
+    pub fn server_wal_end(&self) -> Lsn {
+        self.received
+    }
+
     /// Everything before `resume` has been handed to the CLI (the buffer's `resume_lsn`
     /// after a hand-off).
     pub fn handed_off(&mut self, resume: Lsn, now: Instant) {

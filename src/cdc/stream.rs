@@ -190,6 +190,7 @@ impl Streamer {
                 format_lsn(wal_start)
             ))
         })?;
+        crate::telemetry::cdc_message(&msg);
         match msg {
             PgOutputMessage::Begin(b) => self.buffer.begin(b.final_lsn),
             PgOutputMessage::Commit(c) => self.buffer.commit(c.end_lsn),
@@ -606,6 +607,7 @@ impl Streamer {
     /// Everything [`Self::ready`] returned was sent: record the progress.
     pub fn handed_off(&mut self, now: Instant) {
         self.ack.handed_off(self.buffer.resume_lsn(), now);
+        crate::telemetry::cdc_handed_off(self.buffer.resume_lsn(), self.ack.server_wal_end());
     }
 
     fn record(&self, table: usize, rows: &[Row]) -> Result<RecordBatch, CdcError> {

@@ -331,6 +331,7 @@ impl SyncSender {
         let message = match msg {
             SyncMessage::MigrateTable(schema) => {
                 let table = table_name_of(&schema);
+                crate::telemetry::table_known(&table);
                 let bytes = encode_schema(&schema).map_err(|source| SendError::Encode {
                     table: table.clone(),
                     source,
@@ -348,10 +349,12 @@ impl SyncSender {
                         source,
                     })?;
                 check_size(&table, bytes.len())?;
+                crate::telemetry::rows(&table, batch.num_rows());
                 Message::Insert(pb::sync::MessageInsert { record: bytes })
             }
             SyncMessage::DeleteRecord(d) => Message::DeleteRecord(encode_delete(d)?),
             SyncMessage::Error { table, error } => {
+                crate::telemetry::table_error(&table);
                 if !self.with_error_messages {
                     log_error!("table sync failed", table = table, error = error);
                     return Ok(None);
@@ -558,6 +561,7 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
             .parse_spec(&req.spec)
             .map_err(|e| Status::internal(format!("failed to init plugin: {e}")))?;
         crate::logging::set_wire_level(spec.pgx_log_level);
+        crate::telemetry::set_invocation_id(&req.invocation_id);
         log_debug!(
             "spec accepted",
             invocation_id = req.invocation_id,
@@ -624,13 +628,18 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
         let task = tokio::spawn(async move {
             let _busy = busy;
             let started = std::time::Instant::now();
+            let telemetry = crate::telemetry::sync_started();
             match source.sync(req, out).await {
-                Ok(()) => log_info!(
-                    "sync finished",
-                    duration_ms = started.elapsed().as_millis() as u64
-                ),
+                Ok(()) => {
+                    log_info!(
+                        "sync finished",
+                        duration_ms = started.elapsed().as_millis() as u64
+                    );
+                    telemetry.finish(None).await;
+                }
                 Err(e) => {
                     log_error!("sync failed", error = e.to_string());
+                    telemetry.finish(Some(&e.to_string())).await;
                     // Ignored if the client is gone already.
                     let _ = tx
                         .send(Outgoing::Message(Err(Status::internal(format!(

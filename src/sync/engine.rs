@@ -274,6 +274,7 @@ async fn read_item(
         if started.is_none() {
             *started = Some(Instant::now());
             log_info!("table sync started", table = name);
+            crate::telemetry::table_started(&plan.schema);
         }
     }
     let sql = item_statement(plan, item);
@@ -309,11 +310,14 @@ async fn read_item(
                 .map_err(lost)?;
             progress.failed.store(true, Ordering::Relaxed);
             report_table_error(name, &error, rows_sent);
+            crate::telemetry::table_error_of(&plan.schema);
         }
     }
-    if progress.items_left.fetch_sub(1, Ordering::AcqRel) == 1
-        && !progress.failed.load(Ordering::Relaxed)
-    {
+    let last_item = progress.items_left.fetch_sub(1, Ordering::AcqRel) == 1;
+    if last_item {
+        crate::telemetry::table_finished(&plan.schema);
+    }
+    if last_item && !progress.failed.load(Ordering::Relaxed) {
         let secs = progress
             .started
             .lock()
