@@ -7,6 +7,9 @@
 //! - counters `sync.table.resources` and `sync.table.errors` (unit `/{tot}`) and
 //!   `sync.table.duration` (unit `ms`), each with `sync.table.name` and `sync.client.id` (empty,
 //!   as the SDK sends it). The CLI's `--tables-metrics-location` receiver reads exactly these.
+//! - counters `sync.table.start_time` and `sync.table.end_time` (unit `ns`, Unix time), which
+//!   SDK releases before mid-2025 sent instead of the duration: CLI releases of that time (6.21
+//!   among them) compute a table's duration from them and show "N/A" without.
 //!
 //! A table's span starts when the sync starts reading it (or at its first rows) and ends when
 //! its last read is done; a table still open when the sync ends is closed then.
@@ -30,6 +33,8 @@ pub const EVENT_FINISH_STATS: &str = "sync.finish.stats";
 pub const METRIC_RESOURCES: &str = "sync.table.resources";
 pub const METRIC_ERRORS: &str = "sync.table.errors";
 pub const METRIC_DURATION: &str = "sync.table.duration";
+pub const METRIC_START_TIME: &str = "sync.table.start_time";
+pub const METRIC_END_TIME: &str = "sync.table.end_time";
 
 pub const ATTR_TABLE_NAME: &str = "sync.table.name";
 pub const ATTR_CLIENT_ID: &str = "sync.client.id";
@@ -40,6 +45,8 @@ pub struct TableInstruments {
     resources: Counter<u64>,
     errors: Counter<u64>,
     duration: Counter<u64>,
+    start_time: Counter<u64>,
+    end_time: Counter<u64>,
 }
 
 impl TableInstruments {
@@ -59,6 +66,16 @@ impl TableInstruments {
                 .u64_counter(METRIC_DURATION)
                 .with_description("Duration of syncing a table")
                 .with_unit("ms")
+                .build(),
+            start_time: meter
+                .u64_counter(METRIC_START_TIME)
+                .with_description("Start time of syncing a table")
+                .with_unit("ns")
+                .build(),
+            end_time: meter
+                .u64_counter(METRIC_END_TIME)
+                .with_description("End time of syncing a table")
+                .with_unit("ns")
                 .build(),
         }
     }
@@ -179,6 +196,7 @@ impl SyncState {
         t.span = Some(span);
         t.started = Some(Instant::now());
         m.resources.add(0, &t.attrs);
+        m.start_time.add(unix_nanos(), &t.attrs);
     }
 
     fn close(&self, m: &TableInstruments, t: &mut TableState) {
@@ -198,7 +216,15 @@ impl SyncState {
         let started = t.started.unwrap_or(self.started);
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         m.duration.add(ms, &t.attrs);
+        m.end_time.add(unix_nanos(), &t.attrs);
     }
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn clamp(n: u64) -> i64 {
