@@ -53,9 +53,8 @@ struct MetricsRow {
 /// (`| TABLE | DURATION | RESOURCES | ERRORS | PANICS |` now, with `CLIENT ID`, `START TIME`
 /// and `END TIME` in 6.21), so cells are found by their header.
 fn parse_metrics_file(text: &str) -> BTreeMap<String, MetricsRow> {
-    let cells = |line: &str| -> Vec<String> {
-        line.split('|').map(|c| c.trim().to_string()).collect()
-    };
+    let cells =
+        |line: &str| -> Vec<String> { line.split('|').map(|c| c.trim().to_string()).collect() };
     let mut rows = BTreeMap::new();
     let mut header: Vec<String> = Vec::new();
     for line in text.lines().filter(|l| l.starts_with('|')) {
@@ -237,7 +236,8 @@ fn attrs(list: &Value) -> BTreeMap<String, Value> {
 }
 
 fn as_u64(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 /// Must-show 2, first half: one `sync` span and one `sync.table.<name>` span per table under
@@ -266,7 +266,10 @@ fn telemetry_spans_per_table_at_an_otlp_receiver() {
         assert_eq!(mine.len(), 1, "one span for {table}: {spans:#?}");
         let span = mine[0];
         assert_eq!(span["traceId"], sync_span["traceId"], "{table}: same trace");
-        assert_eq!(span["parentSpanId"], sync_span["spanId"], "{table}: under sync");
+        assert_eq!(
+            span["parentSpanId"], sync_span["spanId"],
+            "{table}: under sync"
+        );
         let a = attrs(&span["attributes"]);
         assert_eq!(a.get("sync.client.id"), Some(&json!("")), "{span}");
         assert_eq!(
@@ -292,12 +295,11 @@ fn telemetry_spans_per_table_at_an_otlp_receiver() {
         let last = |metric: &str| {
             points
                 .iter()
-                .filter(|(n, _, kind, p)| {
+                .rfind(|(n, _, kind, p)| {
                     n == metric
                         && kind == "sum"
                         && attrs(&p["attributes"]).get("sync.table.name") == Some(&json!(table))
                 })
-                .last()
                 .cloned()
         };
         let (_, unit, _, p) = last("sync.table.resources")
@@ -388,7 +390,10 @@ fn telemetry_cdc_metrics_during_a_stream() {
     println!("rate {rate:?}\nlag {lag:?}\nlatency {:?}", latency.last());
     assert_eq!(rate[0].0, "{change}/s");
     assert_eq!(lag[0].0, "By");
-    assert!(lag.iter().all(|(_, p)| as_u64(&p["asInt"]).is_some()), "{lag:?}");
+    assert!(
+        lag.iter().all(|(_, p)| as_u64(&p["asInt"]).is_some()),
+        "{lag:?}"
+    );
     let (unit, last) = &latency[latency.len() - 1];
     assert_eq!(unit, "ms");
     // Cumulative: the count covers every committed transaction (servers before 15 also send
@@ -397,5 +402,8 @@ fn telemetry_cdc_metrics_during_a_stream() {
     assert!(count >= TXNS, "{last}");
     // Milliseconds from commit to hand-off: above zero, and far below the test's own run time.
     let mean = last["sum"].as_f64().unwrap_or(0.0) / count as f64;
-    assert!(mean > 0.0 && mean < 30_000.0, "mean latency {mean} ms: {last}");
+    assert!(
+        mean > 0.0 && mean < 30_000.0,
+        "mean latency {mean} ms: {last}"
+    );
 }

@@ -170,8 +170,13 @@ pub fn run<S: Source>(opts: &ServeOptions, service: PluginService<S>) -> Result<
     let telemetry = {
         let _rt = runtime.enter();
         let endpoint = opts.otel_endpoint.as_deref();
-        crate::telemetry::init(endpoint, opts.otel_endpoint_insecure, PLUGIN_NAME, PLUGIN_VERSION)
-            .map_err(ServeError::Telemetry)?
+        crate::telemetry::init(
+            endpoint,
+            opts.otel_endpoint_insecure,
+            PLUGIN_NAME,
+            PLUGIN_VERSION,
+        )
+        .map_err(ServeError::Telemetry)?
     };
     if telemetry {
         log_info!(

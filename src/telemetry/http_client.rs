@@ -80,13 +80,14 @@ impl HttpClient for OtlpHttpClient {
             let uri = request.uri().to_string();
             let request = request.map(Full::new);
             let exchange = async {
-                let response = client
-                    .request(request)
-                    .await
-                    .map_err(|source| SendError::Request {
-                        uri: uri.clone(),
-                        source,
-                    })?;
+                let response =
+                    client
+                        .request(request)
+                        .await
+                        .map_err(|source| SendError::Request {
+                            uri: uri.clone(),
+                            source,
+                        })?;
                 let (parts, body) = response.into_parts();
                 let body = Limited::new(body, MAX_RESPONSE_BYTES)
                     .collect()

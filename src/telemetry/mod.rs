@@ -134,11 +134,21 @@ impl SyncGuard {
         }
         // force_flush blocks until the exporters' threads are done, and those post through
         // this runtime: keep the async workers free.
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = t.tracer_provider.force_flush();
-            let _ = t.meter_provider.force_flush();
+        let flushed = tokio::task::spawn_blocking(move || {
+            (
+                t.tracer_provider.force_flush(),
+                t.meter_provider.force_flush(),
+            )
         })
         .await;
+        // The Go SDK reports export failures as warnings with this message.
+        if let Ok((traces, metrics)) = flushed {
+            for (signal, result) in [("traces", traces), ("metrics", metrics)] {
+                if let Err(e) = result {
+                    crate::log_warn!("otel error", signal = signal, error = e.to_string());
+                }
+            }
+        }
     }
 }
 

@@ -117,6 +117,10 @@ impl SyncState {
     /// Runs `f` on the table's state, creating it on first sight.
     fn with_table<R>(&self, table: &str, f: impl FnOnce(&mut TableState) -> R) -> Option<R> {
         let mut tables = self.tables.lock().ok()?;
+        // Looked up before inserting: the name is copied once per table, not per batch.
+        if let Some(state) = tables.get_mut(table) {
+            return Some(f(state));
+        }
         let state = tables
             .entry(table.to_string())
             .or_insert_with(|| TableState {
