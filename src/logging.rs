@@ -117,6 +117,9 @@ pub fn emit(level: Level, message: &str, fields: &[(&str, Value)]) {
     let _ = out.write_all(line.as_bytes());
     let _ = out.write_all(b"\n");
     let _ = out.flush();
+    drop(out);
+    // Telemetry: the same event as an OTLP log record (nothing without --otel-endpoint).
+    crate::telemetry::log(level, message, fields);
 }
 
 /// Renders one line (without the newline), never longer than [`MAX_LINE`] bytes.

@@ -314,6 +314,33 @@ fn telemetry_spans_per_table_at_an_otlp_receiver() {
             .unwrap_or_else(|| panic!("no sync.table.duration for {table}: {points:#?}"));
         assert_eq!(unit, "ms");
     }
+    // The log lines also went out as log records, the fields as attributes.
+    let mut finished = Vec::new();
+    for req in receiver.requests("logs") {
+        for rl in req["resourceLogs"].as_array().into_iter().flatten() {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                assert_eq!(sl["scope"]["name"], "cloudquery", "{sl}");
+                for r in sl["logRecords"].as_array().into_iter().flatten() {
+                    if r["body"]["stringValue"] == "table sync finished" {
+                        assert_eq!(r["severityText"], "info", "{r}");
+                        let a = attrs(&r["attributes"]);
+                        assert_eq!(a.get("module"), Some(&json!("postgresql-source")), "{r}");
+                        finished.push((a.get("table").cloned(), a.get("rows").cloned()));
+                    }
+                }
+            }
+        }
+    }
+    finished.sort_by_key(|(t, _)| t.as_ref().map(Value::to_string));
+    let mut expected: Vec<_> = TABLES
+        .iter()
+        .map(|&(t, rows)| (Some(json!(t)), Some(json!(rows))))
+        .collect();
+    expected.sort_by_key(|(t, _)| t.as_ref().map(Value::to_string));
+    assert_eq!(
+        finished, expected,
+        "one 'table sync finished' record per table"
+    );
     // The resource names the plugin as the Go SDK does.
     let req = &receiver.requests("traces")[0];
     let resource = attrs(&req["resourceSpans"][0]["resource"]["attributes"]);

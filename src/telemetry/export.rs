@@ -1,12 +1,15 @@
-//! The tracer and meter providers, exporting over OTLP/HTTP (protobuf) as the Go plugin SDK
-//! does: `--otel-endpoint` is `host:port`, requests go to `/v1/traces` and `/v1/metrics` over
-//! https, or http with `--otel-endpoint-insecure`; metrics every 15 s (the Go SDK's period),
+//! The tracer, meter and logger providers, exporting over OTLP/HTTP (protobuf) as the Go plugin
+//! SDK does: `--otel-endpoint` is `host:port`, requests go to `/v1/traces`, `/v1/metrics` and
+//! `/v1/logs` over https, or http with `--otel-endpoint-insecure`; metrics every 15 s (the Go SDK's period),
 //! cumulative (the CLI's receiver keeps each data point's latest value as the total).
 
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{
+    LogExporter, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig,
+};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
@@ -38,6 +41,7 @@ pub enum TelemetryError {
 pub struct Providers {
     pub tracer: SdkTracerProvider,
     pub meter: SdkMeterProvider,
+    pub logger: SdkLoggerProvider,
 }
 
 /// `--otel-endpoint` as the Go SDK takes it (`host:port`, no scheme); a URL with its own
@@ -85,7 +89,7 @@ pub fn build(
     let metrics_url = format!("{base}/v1/metrics");
     let metrics = MetricExporter::builder()
         .with_http()
-        .with_http_client(client)
+        .with_http_client(client.clone())
         .with_endpoint(metrics_url.clone())
         .with_timeout(EXPORT_TIMEOUT)
         .with_temporality(Temporality::Cumulative)
@@ -100,9 +104,30 @@ pub fn build(
         .build();
     let meter = SdkMeterProvider::builder()
         .with_reader(reader)
+        .with_resource(resource.clone())
+        .build();
+
+    let logs_url = format!("{base}/v1/logs");
+    let logs = LogExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .with_endpoint(logs_url.clone())
+        .with_timeout(EXPORT_TIMEOUT)
+        .build()
+        .map_err(|source| TelemetryError::Exporter {
+            signal: "log",
+            url: logs_url,
+            source,
+        })?;
+    let logger = SdkLoggerProvider::builder()
+        .with_batch_exporter(logs)
         .with_resource(resource)
         .build();
-    Ok(Providers { tracer, meter })
+    Ok(Providers {
+        tracer,
+        meter,
+        logger,
+    })
 }
 
 fn metric_interval() -> Duration {

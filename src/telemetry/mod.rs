@@ -1,21 +1,24 @@
-//! OpenTelemetry traces and metrics, exported over OTLP/HTTP to `--otel-endpoint` with the
-//! names the Go plugin SDK uses, so that the CLI's `--tables-metrics-location` receiver and
+//! OpenTelemetry traces, metrics and logs, exported over OTLP/HTTP to `--otel-endpoint` with
+//! the names the Go plugin SDK uses, so that the CLI's `--tables-metrics-location` receiver and
 //! collectors read this plugin like any other.
 //!
 //! - [`export`]: the providers and their OTLP exporters; [`http_client`] the exporters' HTTP
 //!   client.
 //! - [`sync`]: the `sync` and `sync.table.<name>` spans and the `sync.table.*` counters.
 //! - [`cdc`]: the change stream's rate, WAL lag and commit-to-emit latency.
+//! - [`logs`]: the log lines also as OTLP log records.
 //!
 //! The rest of the plugin calls the free functions below. Without `--otel-endpoint` nothing is
 //! set up and each call is one load of an unset [`OnceLock`]: no spans, no instruments, no
 //! clock reads, no allocation.
 //!
-//! Log lines are not touched: the Go SDK writes no trace or span ids into its log lines either.
+//! The stdout log lines are not touched: the Go SDK writes no trace or span ids into them (nor
+//! into the log records it exports).
 
 pub mod cdc;
 pub mod export;
 pub mod http_client;
+pub mod logs;
 pub mod sync;
 
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -28,15 +31,20 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use crate::decode::pgoutput::PgOutputMessage;
+use crate::logging::Level;
 
 pub use export::TelemetryError;
 
 use cdc::CdcMetrics;
+use logs::LogBridge;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use sync::{SyncState, TableInstruments, SCOPE};
 
 struct Telemetry {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
+    logger_provider: SdkLoggerProvider,
+    logs: LogBridge,
     tracer: SdkTracer,
     tables: TableInstruments,
     cdc: CdcMetrics,
@@ -70,8 +78,10 @@ pub fn init(
         tables: TableInstruments::new(&meter),
         cdc: CdcMetrics::new(&meter),
         tracer,
+        logs: LogBridge::new(&providers.logger),
         tracer_provider: providers.tracer,
         meter_provider: providers.meter,
+        logger_provider: providers.logger,
         invocation_id: Mutex::new(String::new()),
         current: RwLock::new(None),
     };
@@ -86,6 +96,7 @@ pub fn shutdown() {
         // Errors here mean the collector was unreachable; the plugin is stopping anyway.
         let _ = t.tracer_provider.shutdown();
         let _ = t.meter_provider.shutdown();
+        let _ = t.logger_provider.shutdown();
     }
 }
 
@@ -121,7 +132,7 @@ pub fn sync_started() -> SyncGuard {
 
 impl SyncGuard {
     /// Ends the open table spans and the sync span (with `error` as its status), then sends
-    /// spans and metrics at once, as the Go SDK flushes at the end of every Sync.
+    /// spans, metrics and logs at once, as the Go SDK flushes at the end of every Sync.
     pub async fn finish(mut self, error: Option<&str>) {
         let (Some(state), Some(t)) = (self.0.take(), get()) else {
             return;
@@ -138,12 +149,13 @@ impl SyncGuard {
             (
                 t.tracer_provider.force_flush(),
                 t.meter_provider.force_flush(),
+                t.logger_provider.force_flush(),
             )
         })
         .await;
         // The Go SDK reports export failures as warnings with this message.
-        if let Ok((traces, metrics)) = flushed {
-            for (signal, result) in [("traces", traces), ("metrics", metrics)] {
+        if let Ok((traces, metrics, logs)) = flushed {
+            for (signal, result) in [("traces", traces), ("metrics", metrics), ("logs", logs)] {
                 if let Err(e) = result {
                     crate::log_warn!("otel error", signal = signal, error = e.to_string());
                 }
@@ -217,6 +229,13 @@ pub fn table_error(table: &str) {
 pub fn table_error_of(schema: &Schema) {
     if let Some(name) = table_name(schema) {
         table_error(name);
+    }
+}
+
+/// A log line that was written (its level is enabled), also as an OTLP log record.
+pub fn log(level: Level, message: &str, fields: &[(&str, serde_json::Value)]) {
+    if let Some(t) = get() {
+        t.logs.emit(level, message, fields);
     }
 }
 
