@@ -434,3 +434,31 @@ fn telemetry_cdc_metrics_during_a_stream() {
         "mean latency {mean} ms: {last}"
     );
 }
+
+/// A collector that cannot be reached as configured (https to a plain-http receiver) costs the
+/// sync nothing: every row arrives, and the failed exports are the Go SDK's `otel error`
+/// warnings.
+#[test]
+fn telemetry_failed_exports_are_warnings_not_failures() {
+    let pg = PgServer::start();
+    seed(&pg);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(tmp.path());
+    let cfg = config(&pg, tmp.path()).source_key("otel_endpoint", json!(receiver.endpoint()));
+    let run = sync(&cfg.write(tmp.path())).run();
+    run.assert_success();
+    let summary = run.summary().expect("summary");
+    assert_eq!(
+        summary.resources,
+        TABLES.iter().map(|(_, n)| n).sum::<u64>()
+    );
+    assert!(
+        !run.log_lines_with("otel error").is_empty(),
+        "no 'otel error' warning:\n{}",
+        run.log
+    );
+    assert!(
+        receiver.requests("traces").is_empty(),
+        "nothing decodable arrived"
+    );
+}

@@ -66,7 +66,7 @@ pub fn build(
     plugin_version: &str,
 ) -> Result<Providers, TelemetryError> {
     let base = base_url(endpoint, insecure)?;
-    let client = OtlpHttpClient::new(EXPORT_TIMEOUT)?;
+    let client = OtlpHttpClient::new(EXPORT_TIMEOUT, base.starts_with("http://"))?;
     let resource = resource(plugin_name, plugin_version);
 
     let traces_url = format!("{base}/v1/traces");

@@ -6,6 +6,7 @@
 //! Tokio's reactor) cannot run. Each request is therefore spawned onto the runtime whose handle
 //! the client keeps, and the exporter's thread only waits for its result.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,16 +53,29 @@ pub struct OtlpHttpClient {
 }
 
 impl OtlpHttpClient {
-    /// Must be called from within the runtime the requests should run on.
-    pub fn new(timeout: Duration) -> Result<OtlpHttpClient, HttpClientError> {
+    /// Must be called from within the runtime the requests should run on. With `insecure`
+    /// (plain http) a machine without root certificates is no error.
+    pub fn new(timeout: Duration, insecure: bool) -> Result<OtlpHttpClient, HttpClientError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| HttpClientError::NoRuntime)?;
-        let connector = HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(HttpClientError::Roots)?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder =
+            match HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
+                Ok(builder) => builder,
+                // No usable system roots: plain http still works, and https fails per request
+                // (logged as export errors) instead of failing the whole plugin.
+                Err(e) if insecure => {
+                    let config = rustls::ClientConfig::builder_with_provider(provider)
+                        .with_safe_default_protocol_versions()
+                        .map_err(|e| HttpClientError::Roots(std::io::Error::other(e)))?
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth();
+                    crate::log_debug!("no system root certificates", error = e.to_string());
+                    HttpsConnectorBuilder::new().with_tls_config(config)
+                }
+                Err(e) => return Err(HttpClientError::Roots(e)),
+            };
+        let connector = builder.https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(OtlpHttpClient {
             client,
@@ -108,5 +122,25 @@ impl HttpClient for OtlpHttpClient {
             Ok(result) => result.map_err(|e| Box::new(e) as HttpError),
             Err(e) => Err(Box::new(SendError::Task(e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TLS set-up (ring, system roots or none) builds inside a runtime and refuses outside.
+    #[test]
+    fn builds_inside_a_runtime_only() {
+        assert!(matches!(
+            OtlpHttpClient::new(Duration::from_secs(1), true),
+            Err(HttpClientError::NoRuntime)
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _guard = rt.enter();
+        assert!(OtlpHttpClient::new(Duration::from_secs(1), true).is_ok());
     }
 }
