@@ -15,8 +15,8 @@
 //!   layers above.
 //! - [`plugin`]: the CloudQuery gRPC surface: spec validation, the services, the unix-socket
 //!   transport, logging.
-//! - [`telemetry`]: OpenTelemetry traces and metrics over OTLP to `--otel-endpoint`, with the
-//!   Go plugin SDK's names.
+//! - [`telemetry`]: OpenTelemetry traces, metrics and logs over OTLP to `--otel-endpoint`, with
+//!   the Go plugin SDK's names.
 
 pub mod catalog;
 pub mod cdc;

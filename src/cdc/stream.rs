@@ -606,8 +606,9 @@ impl Streamer {
 
     /// Everything [`Self::ready`] returned was sent: record the progress.
     pub fn handed_off(&mut self, now: Instant) {
-        self.ack.handed_off(self.buffer.resume_lsn(), now);
-        crate::telemetry::cdc_handed_off(self.buffer.resume_lsn(), self.ack.server_wal_end());
+        let resume = self.buffer.resume_lsn();
+        self.ack.handed_off(resume, now);
+        crate::telemetry::cdc_handed_off(resume, self.ack.server_wal_end());
     }
 
     fn record(&self, table: usize, rows: &[Row]) -> Result<RecordBatch, CdcError> {
