@@ -15,6 +15,8 @@
 //!   layers above.
 //! - [`plugin`]: the CloudQuery gRPC surface: spec validation, the services, the unix-socket
 //!   transport, logging.
+//! - [`telemetry`]: OpenTelemetry traces, metrics and logs over OTLP to `--otel-endpoint`, with
+//!   the Go plugin SDK's names.
 
 pub mod catalog;
 pub mod cdc;
@@ -26,4 +28,5 @@ pub mod pb;
 pub mod plugin;
 pub mod source;
 pub mod sync;
+pub mod telemetry;
 pub mod wire;

@@ -117,6 +117,22 @@ pub fn emit(level: Level, message: &str, fields: &[(&str, Value)]) {
     let _ = out.write_all(line.as_bytes());
     let _ = out.write_all(b"\n");
     let _ = out.flush();
+    drop(out);
+    // The same event to the registered sink (telemetry's OTLP log records, with an endpoint).
+    if let Some(sink) = SINK.get() {
+        sink(level, message, fields);
+    }
+}
+
+/// Where every written log line also goes. Registered by the telemetry module, so logging (used
+/// by every layer, the wire client included) depends on nothing above it.
+pub type LogSink = fn(Level, &str, &[(&str, Value)]);
+
+static SINK: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
+
+/// Registers the sink (the first registration wins).
+pub fn set_sink(sink: LogSink) {
+    let _ = SINK.set(sink);
 }
 
 /// Renders one line (without the newline), never longer than [`MAX_LINE`] bytes.

@@ -93,8 +93,8 @@ pub fn serve_usage() -> String {
            --log-format json|text         log lines on stdout (default text; the CLI asks for json)\n  \
            --no-sentry                    accepted; this plugin sends no error reports anyway\n  \
            --license FILE                 accepted and ignored (no license needed)\n  \
-           --otel-endpoint HOST:PORT      accepted and ignored (no OpenTelemetry export yet)\n  \
-           --otel-endpoint-insecure       accepted and ignored\n\
+           --otel-endpoint HOST:PORT      send OpenTelemetry traces, metrics, logs there (OTLP/HTTP)\n  \
+           --otel-endpoint-insecure       plain http to the endpoint instead of https\n\
          \n\
          SIGINT or SIGTERM stops the server (exit 0) within 5 seconds, cutting running syncs.\n"
     )

@@ -129,6 +129,8 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    #[error("setting up OpenTelemetry: {0}")]
+    Telemetry(#[source] crate::telemetry::TelemetryError),
     #[error("gRPC server: {0}")]
     Server(#[source] tonic::transport::Error),
     #[error("gRPC server task: {0}")]
@@ -160,19 +162,34 @@ pub fn run<S: Source>(opts: &ServeOptions, service: PluginService<S>) -> Result<
             flags = opts.ignored_flags.clone()
         );
     }
-    if let Some(endpoint) = &opts.otel_endpoint {
-        log_info!(
-            "OpenTelemetry export is not supported; ignoring --otel-endpoint",
-            endpoint = endpoint
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cq-pg")
         .build()
         .map_err(ServeError::Runtime)?;
+    // Telemetry: OTLP export to --otel-endpoint, on this runtime; nothing without the flag.
+    let telemetry = {
+        let _rt = runtime.enter();
+        let endpoint = opts.otel_endpoint.as_deref();
+        crate::telemetry::init(
+            endpoint,
+            opts.otel_endpoint_insecure,
+            PLUGIN_NAME,
+            PLUGIN_VERSION,
+        )
+        .map_err(ServeError::Telemetry)?
+    };
+    if telemetry {
+        log_info!(
+            "OpenTelemetry export on",
+            endpoint = opts.otel_endpoint.clone().unwrap_or_default(),
+            insecure = opts.otel_endpoint_insecure
+        );
+    }
     let mut socket_file = None;
     let result = runtime.block_on(serve_until_signal(opts, service, &mut socket_file));
+    // Telemetry: send what is buffered while the runtime still runs the exporters' requests.
+    crate::telemetry::shutdown();
     // Cuts whatever is still running (in-flight Sync streams and their producers).
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     drop(socket_file);

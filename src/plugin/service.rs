@@ -82,10 +82,18 @@ fn sync_response(
 ) -> Option<Result<pb::sync::Response, Status>> {
     use pb::sync::response::Message;
     let message = match delivery {
-        Delivery::MigrateTable { schema, .. } => {
+        Delivery::MigrateTable { table, schema } => {
+            crate::telemetry::table_known(&table);
             Message::MigrateTable(pb::sync::MessageMigrateTable { table: schema })
         }
-        Delivery::Insert { record, .. } => Message::Insert(pb::sync::MessageInsert { record }),
+        Delivery::Insert {
+            table,
+            rows,
+            record,
+        } => {
+            crate::telemetry::rows(&table, rows);
+            Message::Insert(pb::sync::MessageInsert { record })
+        }
         Delivery::DeleteRecord(d) => Message::DeleteRecord(delete_record(d)),
         Delivery::TableFailed(failure) => {
             let error = chain_text(&failure.error);
@@ -254,6 +262,7 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
             .parse_spec(&req.spec)
             .map_err(|e| Status::internal(format!("failed to init plugin: {e}")))?;
         crate::logging::set_wire_level(spec.pgx_log_level);
+        crate::telemetry::set_invocation_id(&req.invocation_id);
         log_debug!(
             "spec accepted",
             invocation_id = req.invocation_id,
@@ -321,11 +330,15 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
         let task = tokio::spawn(async move {
             let _busy = busy;
             let started = std::time::Instant::now();
+            let telemetry = crate::telemetry::sync_started();
             match source.sync(req, out).await {
-                Ok(()) => log_info!(
-                    "sync finished",
-                    duration_ms = started.elapsed().as_millis() as u64
-                ),
+                Ok(()) => {
+                    log_info!(
+                        "sync finished",
+                        duration_ms = started.elapsed().as_millis() as u64
+                    );
+                    telemetry.finish(None).await;
+                }
                 Err(e) => {
                     let error = e.chain_text();
                     log_error!(
@@ -333,6 +346,7 @@ impl<S: Source> pb::plugin_server::Plugin for PluginService<S> {
                         error = error.as_str(),
                         sqlstate = e.sqlstate().unwrap_or("")
                     );
+                    telemetry.finish(Some(&error)).await;
                     // Ignored if the client is gone already.
                     let _ = end.fail(error).await;
                 }

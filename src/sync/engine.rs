@@ -273,6 +273,7 @@ async fn read_item(
         if started.is_none() {
             *started = Some(Instant::now());
             log_info!("table sync started", table = name);
+            crate::telemetry::table_started(&plan.schema);
         }
     }
     let sql = item_statement(plan, item);
@@ -307,12 +308,14 @@ async fn read_item(
                 .await
                 .map_err(lost)?;
             progress.failed.store(true, Ordering::Relaxed);
-            report_table_error(shared, name, error, rows_sent).await?;
+            report_table_error(shared, plan, error, rows_sent).await?;
         }
     }
-    if progress.items_left.fetch_sub(1, Ordering::AcqRel) == 1
-        && !progress.failed.load(Ordering::Relaxed)
-    {
+    let last_item = progress.items_left.fetch_sub(1, Ordering::AcqRel) == 1;
+    if last_item {
+        crate::telemetry::table_finished(&plan.schema);
+    }
+    if last_item && !progress.failed.load(Ordering::Relaxed) {
         let secs = progress
             .started
             .lock()
@@ -375,10 +378,11 @@ enum ItemError {
 /// to the output as the table's failure (the service logs it and, when asked, tells the CLI).
 async fn report_table_error(
     shared: &Shared,
-    table: &str,
+    plan: &TablePlan,
     error: TableError,
     rows_sent: u64,
 ) -> Result<(), SyncError> {
+    let table = plan.table.display_name.as_str();
     // undefined_table: dropped between discovery and reading.
     if error.sqlstate() == Some("42P01") {
         log_warn!(
@@ -388,6 +392,7 @@ async fn report_table_error(
         );
         return Ok(());
     }
+    crate::telemetry::table_error_of(&plan.schema);
     let failure = TableFailure {
         table: table.to_string(),
         rows_sent,

@@ -212,6 +212,7 @@ impl Streamer {
             lsn: wal_start,
             source,
         })?;
+        crate::telemetry::cdc_message(&msg);
         match msg {
             PgOutputMessage::Begin(b) => self.buffer.begin(b.final_lsn),
             PgOutputMessage::Commit(c) => {
@@ -371,7 +372,9 @@ impl Streamer {
 
     /// Everything [`Self::ready`] returned was sent: record the progress.
     pub fn handed_off(&mut self, now: Instant) {
-        self.ack.handed_off(self.buffer.resume_lsn(), now);
+        let resume = self.buffer.resume_lsn();
+        self.ack.handed_off(resume, now);
+        crate::telemetry::cdc_handed_off(resume, self.ack.server_wal_end());
     }
 
     pub fn ack(&mut self) -> &mut AckTracker {
