@@ -151,6 +151,11 @@ fn cdc_survives_server_restarts_and_a_terminated_walsender() {
         log.contains("CDC stream interrupted; reconnecting"),
         "{log}"
     );
+    // The lag line, every 10 s.
+    assert!(
+        log.contains("CDC stream position") && log.contains("bytes_behind"),
+        "{log}"
+    );
     assert_eq!(streams_started(&run), 4);
     // No initial sync was repeated: one slot creation, one backfill.
     assert_eq!(log.matches("created replication slot").count(), 1, "{log}");

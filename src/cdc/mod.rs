@@ -466,7 +466,7 @@ async fn run_inner(
             out.send(SyncMessage::MigrateTable(schema)).await?;
         }
     }
-    apply_loop::stream_changes(
+    let streamed = apply_loop::stream_changes(
         repl,
         conn,
         names,
@@ -476,7 +476,36 @@ async fn run_inner(
         out,
         streaming,
     )
-    .await
+    .await;
+    match streamed {
+        // START_REPLICATION refused: the slot can no longer stream from its position (it was
+        // invalidated after it was checked above).
+        Err(CdcError::Wire(e)) if !*streaming && e.code() == Some("55000") => {
+            let reason = format!("cannot stream from its position ({e})");
+            match options.on_lost_slot {
+                LostSlotAction::Error => Err(CdcError::SlotLost {
+                    slot: names.slot.clone(),
+                    publication: names.publication.clone(),
+                    reason,
+                }),
+                LostSlotAction::Resync => {
+                    // Without the slot the next start finds it lost and resyncs.
+                    let mut conn = Connection::connect(cfg).await?;
+                    slot::drop_slot(&mut conn, &names.slot).await?;
+                    conn.close().await;
+                    crate::log_warn!(
+                        format!(
+                            "replication slot {} {reason}; dropped it to resync",
+                            names.slot
+                        ),
+                        slot = names.slot.as_str()
+                    );
+                    Err(CdcError::StreamEnded { lsn: start_lsn })
+                }
+            }
+        }
+        other => other,
+    }
 }
 
 /// Why the slot can no longer stream, if it cannot: gone although the publication's marks say
