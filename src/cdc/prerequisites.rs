@@ -3,11 +3,11 @@
 //! version allows.
 
 use crate::catalog::{RelKind, Table};
-use crate::wire::{Connection, Error as WireError};
+use crate::wire::{Connection, Error as WireError, Param};
 
 use super::names::CdcNames;
 use super::publication::{publication_entry, PG15};
-use super::state::{quote_ident, quote_literal, table_key};
+use super::state::{quote_ident, table_key};
 use super::stream::StreamTable;
 use super::CdcError;
 
@@ -70,6 +70,21 @@ pub fn classify(tables: &[Table], server_version: u32) -> CdcTables {
     out
 }
 
+/// The first column of the first row of `sql` run with bound text parameters (`$1`, …).
+pub(super) async fn one_value_with(
+    conn: &mut Connection,
+    sql: &str,
+    params: &[&str],
+) -> Result<Option<String>, WireError> {
+    let params: Vec<Param<'_>> = params.iter().map(|p| Param::Text(p)).collect();
+    let result = conn.query(sql, &params).await?;
+    Ok(result
+        .rows
+        .first()
+        .and_then(|row| row.get(0))
+        .map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
 pub(super) async fn one_value(
     conn: &mut Connection,
     sql: &str,
@@ -119,22 +134,19 @@ pub async fn check_prerequisites(
         )));
     }
     let slot_row = conn
-        .simple_query(&format!(
+        .query(
             "SELECT (SELECT count(*) FROM pg_catalog.pg_replication_slots)::text, \
              current_setting('max_replication_slots'), \
-             (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = {})::text",
-            quote_literal(&names.slot)
-        ))
+             (SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)::text",
+            &[Param::Text(&names.slot)],
+        )
         .await?;
-    let cells: Vec<Option<String>> = slot_row
-        .into_iter()
-        .next()
-        .and_then(|r| r.rows.into_iter().next())
-        .unwrap_or_default();
     let num = |i: usize| -> i64 {
-        cells
-            .get(i)
-            .and_then(|c| c.as_deref())
+        slot_row
+            .rows
+            .first()
+            .and_then(|row| row.get(i))
+            .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
     };

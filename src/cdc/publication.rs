@@ -1,13 +1,11 @@
 //! The publication: exactly the streamed tables (with column lists and row filters on 15+), and
 //! the backfill marks kept in its COMMENT.
 
-use crate::wire::{Connection, Error as WireError};
+use crate::wire::{Connection, Error as WireError, Param};
 
 use super::names::CdcNames;
-use super::prerequisites::{one_value, PG13};
-use super::state::{
-    quote_ident, quote_literal, read_state_sql, table_key, write_state_sql, CdcState,
-};
+use super::prerequisites::{one_value_with, PG13};
+use super::state::{quote_ident, table_key, write_state_sql, CdcState, READ_STATE_SQL};
 use super::stream::StreamTable;
 use super::CdcError;
 
@@ -16,12 +14,10 @@ pub async fn published_tables(
     conn: &mut Connection,
     publication: &str,
 ) -> Result<Option<Vec<String>>, WireError> {
-    let exists = one_value(
+    let exists = one_value_with(
         conn,
-        &format!(
-            "SELECT count(*)::text FROM pg_catalog.pg_publication WHERE pubname = {}",
-            quote_literal(publication)
-        ),
+        "SELECT count(*)::text FROM pg_catalog.pg_publication WHERE pubname = $1",
+        &[publication],
     )
     .await?;
     if exists.as_deref() != Some("1") {
@@ -29,22 +25,23 @@ pub async fn published_tables(
     }
     // pg_publication_rel lists the tables as added (the root of a partitioned table, not its
     // partitions), unlike the pg_publication_tables view under publish_via_partition_root = false.
-    let results = conn
-        .simple_query(&format!(
-            "SELECT n.nspname, c.relname FROM pg_catalog.pg_publication_rel pr \
+    let result = conn
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_publication_rel pr \
              JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid \
              JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE p.pubname = {}",
-            quote_literal(publication)
-        ))
+             WHERE p.pubname = $1",
+            &[Param::Text(publication)],
+        )
         .await?;
     let mut out = Vec::new();
-    for r in results {
-        for row in r.rows {
-            if let [Some(s), Some(t)] = row.as_slice() {
-                out.push(table_key(s, t));
-            }
+    for row in &result.rows {
+        if let (Some(s), Some(t)) = (row.get(0), row.get(1)) {
+            out.push(table_key(
+                &String::from_utf8_lossy(s),
+                &String::from_utf8_lossy(t),
+            ));
         }
     }
     Ok(Some(out))
@@ -72,7 +69,7 @@ pub async fn ensure_publication(
         let before = published_tables(conn, pubname).await?;
         let mut state = match &before {
             Some(_) => {
-                let comment = one_value(conn, &read_state_sql(pubname)).await?;
+                let comment = one_value_with(conn, READ_STATE_SQL, &[pubname]).await?;
                 CdcState::parse(pubname, comment.as_deref())?
             }
             None => CdcState::default(),
@@ -159,7 +156,7 @@ pub fn publication_entry(t: &StreamTable, server_version: u32) -> String {
 /// The stream's progress as the publication's comment holds it, without changing anything
 /// (a standby). A missing publication is an empty progress.
 pub async fn read_state(conn: &mut Connection, publication: &str) -> Result<CdcState, CdcError> {
-    let comment = one_value(conn, &read_state_sql(publication)).await?;
+    let comment = one_value_with(conn, READ_STATE_SQL, &[publication]).await?;
     Ok(CdcState::parse(publication, comment.as_deref())?)
 }
 
@@ -179,7 +176,7 @@ pub async fn mark_backfilled(
     let result = async {
         // Same-cdc_id runs cannot overlap (the slot is active in one at a time), so a plain
         // read-modify-write is enough.
-        let comment = one_value(conn, &read_state_sql(publication)).await?;
+        let comment = one_value_with(conn, READ_STATE_SQL, &[publication]).await?;
         let mut state = CdcState::parse(publication, comment.as_deref())?;
         state.backfilled.extend(tables.iter().cloned());
         conn.batch_execute(&write_state_sql(publication, &state))

@@ -6,7 +6,7 @@ use crate::wire::{Connection, Param};
 use super::batch::Lsn;
 use super::names::CdcNames;
 use super::publication::published_tables;
-use super::state::{quote_ident, quote_literal};
+use super::state::quote_ident;
 use super::CdcError;
 
 /// How long to wait for the slot to be released by a previous run's walsender.
@@ -191,11 +191,7 @@ pub async fn drop_objects(
 ) -> Result<Vec<String>, CdcError> {
     let mut done = Vec::new();
     if slot_info(conn, &names.slot).await?.is_some() {
-        conn.simple_query(&format!(
-            "SELECT pg_catalog.pg_drop_replication_slot({})",
-            quote_literal(&names.slot)
-        ))
-        .await?;
+        drop_slot(conn, &names.slot).await?;
         done.push(format!("dropped replication slot {}", names.slot));
     } else {
         done.push(format!("no replication slot {}", names.slot));
