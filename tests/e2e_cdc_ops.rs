@@ -98,7 +98,7 @@ fn wait_streams(run: &mut support::cli::RunningCli, n: usize, timeout: Duration)
     assert!(ok, "stream {n} did not start; CLI log:\n{}", run.log());
 }
 
-/// Must-show 1: the server restarted twice and the walsender terminated once during a random
+/// The server restarted twice and the walsender terminated once during a random
 /// workload; the CLI never exits, and once the workload stops the destination equals the
 /// source row for row.
 #[test]
@@ -163,7 +163,7 @@ fn cdc_survives_server_restarts_and_a_terminated_walsender() {
     interrupt(run);
 }
 
-/// Must-show 8: a server stopped for good ends the sync after `cdc_reconnect_timeout`, exit
+/// A server stopped for good ends the sync after `cdc_reconnect_timeout`, exit
 /// code 1, with a message naming the host and the last error.
 #[test]
 fn cdc_reconnect_timeout_ends_the_sync_naming_the_host() {
@@ -193,7 +193,7 @@ fn cdc_reconnect_timeout_ends_the_sync_naming_the_host() {
     );
 }
 
-/// Must-show 7: `cdc_initial_sync: false` sends no existing row, and streams later changes.
+/// `cdc_initial_sync: false` sends no existing row, and streams later changes.
 #[test]
 fn cdc_initial_sync_false_streams_only_new_changes() {
     let pg = PgServer::start();
@@ -252,7 +252,7 @@ fn invalidate_slot(pg: &PgServer, slot: &str) {
     }
 }
 
-/// Must-show 4: a slot invalidated by `max_slot_wal_keep_size`. With the default
+/// A slot invalidated by `max_slot_wal_keep_size`. With the default
 /// `cdc_on_lost_slot: error` the sync stops with the message; with `resync` it copies every
 /// table again in a new slot's snapshot and ends, so the CLI's delete-stale removes the rows
 /// deleted while the slot was lost; the next sync streams again.
@@ -340,7 +340,7 @@ fn wait_slot_synced(standby: &PgServer, slot: &str) {
     }
 }
 
-/// Must-show 2: a primary and a physical standby that synchronizes the failover slot; during a
+/// A primary and a physical standby that synchronizes the failover slot; during a
 /// workload the primary stops and the standby is promoted; the plugin, given both hosts,
 /// continues on the new primary from the synchronized slot: the destination equals the source
 /// and no initial sync is repeated.
@@ -389,7 +389,7 @@ fn cdc_failover_continues_on_the_promoted_standby_pg18() {
     failover_continues(18);
 }
 
-/// Must-show 3: on PostgreSQL 16 slots do not follow a failover. The running sync reconnects
+/// On PostgreSQL 16 slots do not follow a failover. The running sync reconnects
 /// to the promoted standby, finds the slot missing although the stream ran before, and stops
 /// with the message (`cdc_on_lost_slot: error`); with `resync` the next sync copies every table
 /// again and ends, so the CLI's delete-stale removes the rows deleted meanwhile.
@@ -438,7 +438,7 @@ fn cdc_failover_on_16_loses_the_slot_error_then_resync() {
     wait_equal(&standby, &cdc.dest, &TABLES, Duration::from_secs(30));
 }
 
-/// Must-show 6: while the published tables are idle and another database writes WAL, the WAL
+/// While the published tables are idle and another database writes WAL, the WAL
 /// the slot holds back (`pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)`) stays
 /// bounded: the plugin confirms the server's WAL end from keepalives once nothing of its own is
 /// pending. `CQPG_QUIET_WAL_MB` sets how much WAL the other database writes (default 256 MB;
@@ -512,7 +512,7 @@ fn cdc_idle_slot_does_not_hold_back_wal_written_elsewhere() {
     interrupt(run);
 }
 
-/// Must-show 5: CDC read from a hot standby (16+). The missing-prerequisite messages say what to
+/// CDC read from a hot standby (16+). The missing-prerequisite messages say what to
 /// run where (the publication on the primary, `hot_standby_feedback` on the standby); then
 /// inserts, updates and deletes made on the primary reach the destination through the standby.
 fn cdc_from_a_standby(version: u32) {
