@@ -8,13 +8,12 @@
 //! This exercises what only the CLI can: its reordering of `delete_record` ahead of earlier
 //! inserts (reference §9), against the buffer's coalescing and hold (batch.rs).
 
-mod e2e_cdc_support;
 mod support;
 
 use std::time::Duration;
 
 use cq_source_postgresql::wire::{Config, Connection};
-use e2e_cdc_support::{interrupt, wait_equal, CdcRun};
+use support::cdc::{interrupt, wait_equal, CdcRun};
 use support::destination;
 use support::pg::{roles, PgServer};
 

@@ -1,10 +1,9 @@
 //! The test destination's own checks (canonical JSON, state application) and the CLI support's
 //! summary parser, so they run in CI with the rest of the suite.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/destination.rs"]
-mod destination;
+mod support;
+
+use support::{cli, destination};
 
 #[test]
 fn destination_selftest_passes() {

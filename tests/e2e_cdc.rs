@@ -7,7 +7,6 @@
 //! `cdc_matrix_restart…`, 4 and 9 `two_cdc_ids…`, 5 `cdc_matrix_init_errors…`, 6 `toast…`,
 //! 7 in `tests/cdc_cli.rs`, 8 `crash_safety…` (short here, long behind `#[ignore]`).
 
-mod e2e_cdc_support;
 mod support;
 
 use std::process::Command;
@@ -16,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cq_source_postgresql::wire::{Config, Connection};
-use e2e_cdc_support::*;
 use serde_json::{json, Value};
+use support::cdc::*;
 use support::cli::{self, send_signal};
 use support::destination;
 use support::pg::{roles, PgOptions, PgServer};
