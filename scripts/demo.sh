@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# --- help
 # The README's first command: a real `cloudquery sync` of a small sample database.
 #
 #   bash scripts/demo.sh
@@ -16,8 +17,14 @@
 #
 # Environment: CQ_CACHE_DIR (see scripts/lib.sh), CARGO_TARGET_DIR, CQPG_DEMO_KEEP=1 keeps the
 # temporary directory (config, destination files, logs) for a look afterwards.
+# --- help
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+case "${1:-}" in
+"") ;;
+-h | --help) cq_help "$0"; exit 0 ;;
+*) cq_die "unknown argument: $1 (see --help)" ;;
+esac
 cd "$CQ_REPO_ROOT"
 
 major=17
@@ -31,12 +38,10 @@ cargo build --release --quiet --bin cq-source-postgresql
 plugin="$CARGO_TARGET_DIR/release/cq-source-postgresql"
 [ -x "$plugin" ] || cq_die "the build left no $plugin"
 
-bin="$CQ_CACHE_DIR/pg/$major/bin"
+bin="$(cq_pg_bindir "$major")"
 cloudquery="$CQ_CACHE_DIR/bin/cloudquery"
 python="$CQ_CACHE_DIR/venv/bin/python"
-psql_bin="$(command -v psql || true)"
-[ -x /usr/lib/postgresql/15/bin/psql ] && psql_bin=/usr/lib/postgresql/15/bin/psql
-[ -n "$psql_bin" ] || cq_die "psql not found (scripts/setup.sh installs it)"
+psql_bin="$(cq_pg_client psql)" || cq_die "psql not found (scripts/setup.sh installs it)"
 
 # --- a temporary PostgreSQL 17 ------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/cq-demo.XXXXXX")"
@@ -48,23 +53,14 @@ password="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 mkdir -p "$data" "$sock" "$logs"
 printf '%s\n' "$password" >"$work/pwfile"
 
-as_server() {
-    if cq_is_root; then
-        (cd / && runuser -u "$CQPG_USER" -- "$@")
-    else
-        "$@"
-    fi
-}
-if cq_is_root; then
-    chown -R "$CQPG_USER" "$data" "$sock" "$logs" "$work/pwfile"
-fi
+cq_own_server "$data" "$sock" "$logs" "$work/pwfile"
 chmod 700 "$data"
 
 server_started=0
 cleanup() {
     local rc=$?
     if [ "$server_started" = 1 ]; then
-        as_server "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+        cq_pg_stop "$bin" "$data"
         cq_log "PostgreSQL stopped"
     fi
     if [ "${CQPG_DEMO_KEEP:-0}" = 1 ]; then
@@ -77,16 +73,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(cq_free_port)"
 
 cq_log "PostgreSQL $major: initdb in $work (password authentication)"
-as_server "$bin/initdb" -D "$data" -U postgres --pwfile="$work/pwfile" \
-    --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C --no-sync >"$work/initdb.log" 2>&1 ||
-    { cat "$work/initdb.log" >&2; cq_die "initdb failed"; }
+cq_pg_initdb "$bin" "$data" "$work/initdb.log" -U postgres --pwfile="$work/pwfile" \
+    --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C --no-sync
 rm -f "$work/pwfile"
-as_server "$bin/pg_ctl" -D "$data" -l "$logs/server.log" -w -t 60 \
-    -o "-p $port -k $sock -c listen_addresses=127.0.0.1" start >/dev/null ||
-    { cat "$logs/server.log" >&2; cq_die "the server did not start"; }
+cq_pg_start "$bin" "$data" "$logs/server.log" 60 "-p $port -k $sock -c listen_addresses=127.0.0.1"
 server_started=1
 cq_log "PostgreSQL $major listening on 127.0.0.1:$port"
 
@@ -153,30 +146,12 @@ psql_run -At -c "SELECT 'source: ' || string_agg(format('%s=%s', t, n), ', ' ORD
 # --- the sync -----------------------------------------------------------------------------------
 dest="$work/dest"
 config="$work/config.yml"
-cat >"$config" <<YAML
-kind: source
-spec:
-  name: postgresql
-  registry: local
-  path: $plugin
-  tables: ["*"]
-  destinations: ["test"]
-  spec:
-    # no password here: the plugin reads PGPASSWORD (and the other PG* variables) itself
-    connection_string: "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-    rows_per_record: 500
-    concurrency: 4
----
-kind: destination
-spec:
-  name: test
-  registry: local
-  path: $CQ_REPO_ROOT/tests/destination/cq-dest-test
-  spec:
-    dir: $dest
-YAML
+# No password in the config: the plugin reads PGPASSWORD (and the other PG* variables) itself.
+cq_cli_config --plugin "$plugin" --dest "$dest" \
+    --spec "{\"connection_string\": \"postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable\", \"rows_per_record\": 500, \"concurrency\": 4}" \
+    >"$config"
 
-printf '\n==> the config (%s)\n' "$config"
+printf '\n==> the config (%s; no password in it: the plugin reads PGPASSWORD itself)\n' "$config"
 sed 's/^/    /' "$config"
 printf '\n==> cloudquery sync\n'
 sync_start="$(cq_now)"

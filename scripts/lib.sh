@@ -73,3 +73,14 @@ cq_mkdir() {
 # Seconds since the epoch with fractions, for the timing lines.
 cq_now() { date +%s.%N; }
 cq_elapsed() { awk -v s="$1" -v e="$(cq_now)" 'BEGIN { printf "%.1fs", e - s }'; }
+
+# cq_help SCRIPT: prints the script's help, the comment lines between its two `# --- help`
+# markers, without the leading `# `.
+cq_help() {
+    awk '/^# --- help/ { inside = !inside; next } inside { sub(/^# ?/, ""); print }' "$1"
+}
+
+# shellcheck source=scripts/lib/pg.sh
+source "$CQ_REPO_ROOT/scripts/lib/pg.sh"
+# shellcheck source=scripts/lib/cli.sh
+source "$CQ_REPO_ROOT/scripts/lib/cli.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# --- help
 # Installs what the tests need, into CQ_CACHE_DIR (see scripts/lib.sh). Idempotent: with
 # everything cached a re-run only checks versions and takes a few seconds.
 #
@@ -12,6 +13,7 @@
 #   CloudQuery CLI exposed as $CQ_CACHE_DIR/bin/cloudquery;
 # - cargo-nextest (the test runner) in $CQ_CACHE_DIR/cargo-tools/bin, unless one is on PATH;
 # - with --with-fuzz: cargo-fuzz in $CQ_CACHE_DIR/cargo-tools/bin.
+# --- help
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
         ;;
     --majors=*) majors="${1#--majors=}" ;;
     -h | --help)
-        sed -n '2,14p' "$0"
+        cq_help "$0"
         exit 0
         ;;
     *) cq_die "unknown argument: $1" ;;
@@ -115,7 +117,7 @@ done
 cq_log "PostgreSQL binaries ready ($(cq_elapsed "$step_start"))"
 
 # --- Debian client tools ----------------------------------------------------------------------
-have_tool() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/lib/postgresql/15/bin/$1" ]; }
+have_tool() { cq_pg_client "$1" >/dev/null 2>&1; }
 if ! have_tool psql || ! have_tool pgbench || ! have_tool pg_recvlogical; then
     cq_log "installing Debian postgresql-client-15 and postgresql-15"
     # The server package would create and start a cluster on port 5432; tests never use it.

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
+# --- help
 # THE test command (README, .ci/run): installs what is missing (scripts/setup.sh), then
 #   1. the whole suite with cargo-nextest on the default PostgreSQL (17);
 #   2. the connection matrix: tests whose name contains `matrix`, on every other major 12..18;
-#   3. a fuzz smoke run of every cargo-fuzz target in fuzz/ (CQPG_FUZZ_SECONDS each, default 20).
+#   3. a fuzz smoke run of every cargo-fuzz target in fuzz/ (CQPG_FUZZ_SECONDS each, default 20);
+#   4. a benchmark smoke run (scripts/bench.sh --smoke).
 # Every step runs even when an earlier one failed; the exit status is non-zero if any failed and
-# the last line is a plain summary.
+# the last line is a plain summary. The summary lists only the steps that ran (PASS/FAIL); a step
+# left out is listed as SKIP with the reason.
 #
 # Environment:
 #   CQPG_TEST_PG_VERSION  major for step 1 (default 17)
@@ -14,8 +17,14 @@
 #   CQPG_SKIP_FUZZ=1      skip step 3 (and the cargo-fuzz install)
 #   CQPG_SKIP_BENCH=1     skip step 4 (the benchmark smoke run)
 #   CI=true               non-interactive run: no colours, Cargo.lock must be up to date
+# --- help
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+case "${1:-}" in
+"") ;;
+-h | --help) cq_help "$0"; exit 0 ;;
+*) cq_die "unknown argument: $1 (see --help)" ;;
+esac
 cd "$CQ_REPO_ROOT"
 
 total_start="$(cq_now)"
@@ -31,6 +40,9 @@ fi
 
 results=()
 failures=0
+ran=0
+# skip_step NAME WHY: records a step that did not run.
+skip_step() { results+=("SKIP  $1 ($2)"); }
 # run_step NAME CMD...: runs CMD, records PASS/FAIL with its duration, never aborts the script.
 run_step() {
     local name="$1" start rc
@@ -41,6 +53,7 @@ run_step() {
     "$@"
     rc=$?
     set -e
+    ran=$((ran + 1))
     if [ "$rc" = 0 ]; then
         results+=("PASS  $name ($(cq_elapsed "$start"))")
     else
@@ -53,9 +66,9 @@ summary() {
     printf '\n==================== test summary ====================\n'
     printf '%s\n' "${results[@]}"
     if [ "$failures" = 0 ]; then
-        printf 'RESULT: PASS (%d steps, %s)\n' "${#results[@]}" "$(cq_elapsed "$total_start")"
+        printf 'RESULT: PASS (%d steps run, %d skipped, %s)\n' "$ran" "$((${#results[@]} - ran))" "$(cq_elapsed "$total_start")"
     else
-        printf 'RESULT: FAIL (%d of %d steps failed, %s)\n' "$failures" "${#results[@]}" "$(cq_elapsed "$total_start")"
+        printf 'RESULT: FAIL (%d of %d steps run failed, %s)\n' "$failures" "$ran" "$(cq_elapsed "$total_start")"
     fi
 }
 
@@ -90,7 +103,7 @@ run_step "nextest: all tests, PostgreSQL $default_major" \
 # 2. The per-version matrix: tests named *matrix*, on each other major.
 for major in $majors; do
     if [ "$major" = "$default_major" ]; then
-        results+=("PASS  matrix: PostgreSQL $major (covered by the full run)")
+        skip_step "matrix: PostgreSQL $major" "the default major: its matrix tests ran in step 1"
         continue
     fi
     run_step "matrix: PostgreSQL $major" \
@@ -101,11 +114,11 @@ done
 # 3. Fuzz smoke run. On stable Rust only `-s none` (no AddressSanitizer) works; the fuzz build
 # has its own target dir so it neither dirties fuzz/ nor fights over the main one.
 if [ "${CQPG_SKIP_FUZZ:-0}" = 1 ]; then
-    results+=("SKIP  fuzz (CQPG_SKIP_FUZZ=1)")
+    skip_step fuzz "CQPG_SKIP_FUZZ=1"
 elif [ -f fuzz/Cargo.toml ]; then
     if targets="$(cargo fuzz list 2>&1)"; then
         if [ -z "$targets" ]; then
-            results+=("SKIP  fuzz (fuzz/ has no targets)")
+            skip_step fuzz "fuzz/ has no targets"
         fi
         for t in $targets; do
             run_step "fuzz: $t (${fuzz_seconds}s)" \
@@ -115,16 +128,17 @@ elif [ -f fuzz/Cargo.toml ]; then
     else
         printf '%s\n' "$targets" >&2
         results+=("FAIL  fuzz: cargo fuzz list")
+        ran=$((ran + 1))
         failures=$((failures + 1))
     fi
 else
-    results+=("SKIP  fuzz (no fuzz/ directory yet)")
+    skip_step fuzz "no fuzz/ directory"
 fi
 
 # 4. Benchmark smoke: the side-by-side harness at a tiny scale, one run, so it never rots
 #    (figures are not judged here; the full run is `bash scripts/bench.sh`).
 if [ "${CQPG_SKIP_BENCH:-0}" = 1 ]; then
-    results+=("SKIP  bench smoke (CQPG_SKIP_BENCH=1)")
+    skip_step "bench smoke" "CQPG_SKIP_BENCH=1"
 else
     run_step "bench smoke" bash scripts/bench.sh --smoke
 fi

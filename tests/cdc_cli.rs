@@ -9,13 +9,12 @@
 //! inserts (reference §9), against the buffer's coalescing and hold (batch.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod e2e_cdc_support;
 mod support;
 
 use std::time::Duration;
 
 use cq_source_postgresql::wire::{Config, Connection};
-use e2e_cdc_support::{interrupt, wait_equal, CdcRun};
+use support::cdc::{interrupt, wait_equal, CdcRun};
 use support::destination;
 use support::pg::{roles, PgServer};
 

@@ -2,10 +2,9 @@
 //! summary parser, so they run in CI with the rest of the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/destination.rs"]
-mod destination;
+mod support;
+
+use support::{cli, destination};
 
 #[test]
 fn destination_selftest_passes() {

@@ -8,7 +8,6 @@
 //! 7 in `tests/cdc_cli.rs`, 8 `crash_safety…` (short here, long behind `#[ignore]`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod e2e_cdc_support;
 mod support;
 
 use std::process::Command;
@@ -17,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cq_source_postgresql::wire::{Config, Connection};
-use e2e_cdc_support::*;
 use serde_json::{json, Value};
+use support::cdc::*;
 use support::cli::{self, send_signal};
 use support::destination;
 use support::pg::{roles, PgOptions, PgServer};

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::cli::{send_signal, sync, validate_config, CliRun, Config};
+use support::cli::{pg_config, send_signal, sync, validate_config, CliRun, Config, PLUGIN};
 use support::destination;
 use support::pg::{roles, PgOptions, PgServer, Session};
 
-const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
 const STATE_TABLE: &str = "cq_state_postgresql";
 
 /// Autovacuum off: its ANALYZE takes a transaction id, and one running while a sync takes its
@@ -30,17 +29,10 @@ fn server(version: Option<u32>) -> PgServer {
 
 /// The test destination also serves as the state backend.
 fn config(pg: &PgServer, dir: &Path, spec: Value) -> Config {
-    let mut full =
-        json!({ "connection_string": pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres") });
-    if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
-        full.extend(extra.clone());
-    }
-    Config::local(PLUGIN, dir.join("dest"))
-        .spec(full)
-        .source_key(
-            "backend_options",
-            json!({ "table_name": STATE_TABLE, "connection": "@@plugins.test.connection" }),
-        )
+    pg_config(pg, roles::SUPERUSER, dir, spec).source_key(
+        "backend_options",
+        json!({ "table_name": STATE_TABLE, "connection": "@@plugins.test.connection" }),
+    )
 }
 
 fn dest(dir: &Path) -> PathBuf {

@@ -17,11 +17,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::cli::{self, sync, tables, test_connection, validate_config, CliRun, Config};
+use support::cli::{self, sync, tables, test_connection, validate_config, CliRun, Config, PLUGIN};
 use support::destination as dest;
 use support::pg::{roles, PgServer};
+use support::{free_port, wait_until};
 
-const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------------------------------------------
@@ -292,26 +292,6 @@ impl Drop for ServedPlugin {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn wait_until(timeout: Duration, pred: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

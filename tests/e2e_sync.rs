@@ -12,11 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::cli::{sync, CliRun, Config};
+use support::cli::{self, sync, CliRun, Config, PLUGIN};
 use support::destination;
 use support::pg::{roles, PgServer, Session};
-
-const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
+use support::wait_until;
 
 /// A config for `pg` (superuser over TCP, password auth) with extra spec keys, the test
 /// destination in `dir/dest`.
@@ -25,11 +24,7 @@ fn config(pg: &PgServer, dir: &Path, extra: Value) -> Config {
 }
 
 fn config_as(pg: &PgServer, dir: &Path, user: &str, extra: Value) -> Config {
-    let mut spec = json!({ "connection_string": pg.url(user, roles::PASSWORD, "postgres") });
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    Config::local(PLUGIN, dir.join("dest")).spec(spec)
+    cli::pg_config(pg, user, dir, extra)
 }
 
 fn dest(dir: &Path) -> PathBuf {
@@ -520,19 +515,6 @@ fn e2e_sync_100k_rows_in_10_tables_is_quick() {
         100_000.0 / wall.as_secs_f64()
     );
     assert!(wall < Duration::from_secs(60), "took {wall:?}");
-}
-
-fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A table dropped between discovery and reading: a warning, the others synced, exit 0.

@@ -15,11 +15,9 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::cli::{sync, Config};
+use support::cli::{sync, Config, PLUGIN};
 use support::destination;
 use support::pg::{roles, PgServer};
-
-const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
 
 /// One column of the round-trip table.
 struct Col {

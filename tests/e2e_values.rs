@@ -5,19 +5,16 @@
 //! in SQL per column; never the plugin's output.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod e2e_cdc_support;
 mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use e2e_cdc_support::{interrupt, CdcRun};
 use serde_json::{json, Value};
-use support::cli::{sync, CliRun, Config};
+use support::cdc::{interrupt, CdcRun};
+use support::cli::{pg_spec, sync, CliRun, Config, PLUGIN};
 use support::destination;
 use support::pg::{roles, PgServer};
-
-const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
 
 /// PostgreSQL's text of a date in the destination's canonical form (`YYYY-MM-DD`).
 const DATE_TEXT: &str = "to_char($, 'YYYY-MM-DD')";
@@ -174,10 +171,7 @@ fn dates_columns(rule: &str) -> Vec<(&'static str, String)> {
 }
 
 fn spec(pg: &PgServer, extra: Value) -> Value {
-    let mut spec = json!({
-        "connection_string": pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres"),
-        "rows_per_record": 3,
-    });
+    let mut spec = pg_spec(pg, roles::SUPERUSER, json!({ "rows_per_record": 3 }));
     if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
         s.extend(e.clone());
     }

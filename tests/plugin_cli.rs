@@ -6,17 +6,16 @@
 //! The CLI is `CQPG_CLOUDQUERY`, else `$CQ_CACHE_DIR/bin/cloudquery`, else the project venv's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-#[path = "support/cli.rs"]
-mod cli;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli::{sync, test_connection, validate_config, CliRun, Config};
 use serde_json::{json, Value};
+use support::cli::{self, sync, test_connection, validate_config, CliRun, Config, PLUGIN};
+use support::{free_port, wait_until};
 
-const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
 const CONN: &str = "postgres://user:Pa55-w0rd!secret@localhost:5432/db?sslmode=disable";
 
 fn write_config(dir: &Path, spec: Value) -> PathBuf {
@@ -222,17 +221,6 @@ impl Drop for Plugin {
     }
 }
 
-fn wait_until(timeout: Duration, pred: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if pred() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 #[test]
 fn sigint_and_sigterm_exit_zero_and_remove_the_socket() {
     for sig in ["INT", "TERM"] {
@@ -299,10 +287,7 @@ fn sigint_with_an_open_connection_still_exits_in_time() {
 
 #[test]
 fn registry_grpc_over_tcp() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let address = format!("127.0.0.1:{port}");
     let mut plugin = Plugin::start(&["serve", "--network", "tcp", "--address", &address]);
     assert!(wait_until(Duration::from_secs(5), || {

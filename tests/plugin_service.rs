@@ -207,6 +207,24 @@ fn sync_req(table: &str, with_errors: bool) -> pb::sync::Request {
     }
 }
 
+/// Init with a spec the scripted source accepts, then Sync `table`: the opening of every Sync
+/// test. Returns the response stream.
+async fn init_then_sync(
+    h: &mut Harness,
+    table: &str,
+    with_errors: bool,
+) -> tonic::Streaming<pb::sync::Response> {
+    h.client
+        .init(init_req(r#"{"connection_string":"x"}"#))
+        .await
+        .unwrap();
+    h.client
+        .sync(sync_req(table, with_errors))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn decode(bytes: &[u8]) -> (SchemaRef, Vec<RecordBatch>) {
     let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(bytes), None).unwrap();
     let schema = reader.schema();
@@ -373,16 +391,7 @@ async fn get_tables_returns_schema_only_ipc_streams() {
 #[tokio::test]
 async fn sync_streams_migrate_then_one_batch_per_insert() {
     let mut h = start().await;
-    h.client
-        .init(init_req(r#"{"connection_string":"x"}"#))
-        .await
-        .unwrap();
-    let mut stream = h
-        .client
-        .sync(sync_req("users", false))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = init_then_sync(&mut h, "users", false).await;
     let (messages, status) = collect(&mut stream).await;
     assert!(status.is_none(), "{status:?}");
     assert_eq!(
@@ -408,16 +417,7 @@ async fn sync_streams_migrate_then_one_batch_per_insert() {
 #[tokio::test]
 async fn sync_error_messages_only_when_asked() {
     let mut h = start().await;
-    h.client
-        .init(init_req(r#"{"connection_string":"x"}"#))
-        .await
-        .unwrap();
-    let mut stream = h
-        .client
-        .sync(sync_req("users", true))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = init_then_sync(&mut h, "users", true).await;
     let (messages, status) = collect(&mut stream).await;
     assert!(status.is_none());
     let Some(Message::Error(e)) = messages.get(2) else {
@@ -430,16 +430,7 @@ async fn sync_error_messages_only_when_asked() {
 #[tokio::test]
 async fn a_fatal_sync_error_ends_the_stream_after_the_messages() {
     let mut h = start().await;
-    h.client
-        .init(init_req(r#"{"connection_string":"x"}"#))
-        .await
-        .unwrap();
-    let mut stream = h
-        .client
-        .sync(sync_req("fail", false))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = init_then_sync(&mut h, "fail", false).await;
     let (messages, status) = collect(&mut stream).await;
     assert_eq!(messages.len(), 2);
     let status = status.expect("a failed status");
@@ -453,16 +444,7 @@ async fn a_fatal_sync_error_ends_the_stream_after_the_messages() {
 #[tokio::test]
 async fn messages_over_4_mib_pass() {
     let mut h = start().await;
-    h.client
-        .init(init_req(r#"{"connection_string":"x"}"#))
-        .await
-        .unwrap();
-    let mut stream = h
-        .client
-        .sync(sync_req("huge", false))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = init_then_sync(&mut h, "huge", false).await;
     let (messages, status) = collect(&mut stream).await;
     assert!(status.is_none(), "{status:?}");
     let Message::Insert(i) = &messages[1] else {
@@ -485,16 +467,7 @@ async fn messages_over_4_mib_pass() {
 #[tokio::test]
 async fn a_slow_client_holds_the_source_back_and_a_gone_client_stops_it() {
     let mut h = start().await;
-    h.client
-        .init(init_req(r#"{"connection_string":"x"}"#))
-        .await
-        .unwrap();
-    let mut stream = h
-        .client
-        .sync(sync_req("flood", false))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = init_then_sync(&mut h, "flood", false).await;
     assert!(stream.message().await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = h.source.sent.load(Ordering::SeqCst);

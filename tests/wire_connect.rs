@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use cq_source_postgresql::wire::{Config, Connection, Error};
+use support::free_port;
 use support::pg::{roles, PgServer};
 
 /// The environment a test sees: nothing from the machine except what it names.
@@ -101,10 +102,7 @@ async fn matrix_wrong_password_says_authentication_failed() {
 #[tokio::test]
 async fn refused_port_and_silent_listener() {
     // A port nobody listens on: bind, learn the port, close.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let cfg = parse(&format!(
         "host=127.0.0.1 port={port} user=u password=p sslmode=disable"
     ));
@@ -279,10 +277,7 @@ async fn environment_and_passfile_fill_missing_parts() {
 #[tokio::test]
 async fn multiple_hosts_try_the_next_one() {
     let pg = PgServer::start();
-    let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let dead = free_port();
     let url = format!(
         "postgres://{}:{}@127.0.0.1:{dead},127.0.0.1:{}/postgres?sslmode=disable&target_session_attrs=read-write",
         roles::SCRAM_USER,

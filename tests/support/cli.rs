@@ -14,11 +14,9 @@
 //! run.assert_success();
 //! assert_eq!(run.summary().unwrap().errors, 0);
 //! ```
-#![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -29,6 +27,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::cache_dir;
+use super::pg::{roles, PgServer};
+
+/// The plugin binary of this build.
+pub const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
+
 /// Path of the test destination's launcher.
 pub const DEST_PLUGIN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -37,23 +41,6 @@ pub const DEST_PLUGIN: &str = concat!(
 
 /// Default time a CLI command may take before the runner stops it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// `CQ_CACHE_DIR`, else `/var/cache/cq-source-postgresql` as root, `~/.cache/cq-source-postgresql`
-/// otherwise.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CQ_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
-    if root {
-        PathBuf::from("/var/cache/cq-source-postgresql")
-    } else {
-        let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-        PathBuf::from(home).join(".cache/cq-source-postgresql")
-    }
-}
 
 /// The project's Python virtualenv: `CQPG_VENV`, else `$CQ_CACHE_DIR/venv`.
 pub fn venv_dir() -> PathBuf {
@@ -318,6 +305,22 @@ impl Config {
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
     }
+}
+
+/// A spec for `pg` as `user` (password auth over TCP, database `postgres`) with `extra`'s keys
+/// added (an `extra` key replaces the spec's own).
+pub fn pg_spec(pg: &PgServer, user: &str, extra: Value) -> Value {
+    let mut spec = json!({ "connection_string": pg.url(user, roles::PASSWORD, "postgres") });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    spec
+}
+
+/// The config the end-to-end tests start from: this build's plugin (`registry: local`) reading
+/// `pg` as `user` with `extra` spec keys ([`pg_spec`]), the test destination in `dir/dest`.
+pub fn pg_config(pg: &PgServer, user: &str, dir: &Path, extra: Value) -> Config {
+    Config::local(PLUGIN, dir.join("dest")).spec(pg_spec(pg, user, extra))
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -5,7 +5,6 @@
 //! `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, NaN/±Inf as strings, lists as arrays; values a calendar cannot
 //! show as `"<type>:<raw>"` (e.g. `"date32:2147483647"`). `rows`/`state` leave out the `_cq_*`
 //! columns; the `_with_cq` variants keep them.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -20,8 +20,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpListener;
-use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -32,6 +31,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+
+use super::{cache_dir, free_port, is_root};
 
 /// The roles every cluster has. All TCP users except `trust_user` and `cert_user` use
 /// [`roles::PASSWORD`].
@@ -617,19 +618,6 @@ fn sweep_orphans(tmp_root: &Path) {
     }
 }
 
-/// The cache directory shared with scripts/lib.sh.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CQ_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if is_root() {
-        PathBuf::from("/var/cache/cq-source-postgresql")
-    } else {
-        let home = std::env::var_os("HOME").expect("HOME is not set");
-        PathBuf::from(home).join(".cache/cq-source-postgresql")
-    }
-}
-
 /// The major a test gets when it does not ask for one: `CQPG_TEST_PG_VERSION`, else 17.
 pub fn default_major() -> u32 {
     match std::env::var("CQPG_TEST_PG_VERSION") {
@@ -1050,16 +1038,6 @@ fn server_command(program: &Path) -> Command {
     cmd
 }
 
-fn is_root() -> bool {
-    static ROOT: OnceLock<bool> = OnceLock::new();
-    *ROOT.get_or_init(|| {
-        // /proc/self belongs to the effective user of this process.
-        fs::metadata("/proc/self")
-            .map(|m| m.uid() == 0)
-            .unwrap_or(false)
-    })
-}
-
 /// uid/gid of the server user when we are root (files it must own), else `None`.
 fn server_owner() -> Option<(u32, u32)> {
     static OWNER: OnceLock<Option<(u32, u32)>> = OnceLock::new();
@@ -1095,11 +1073,6 @@ fn give_to_server(path: &Path, owner: Option<(u32, u32)>) {
 fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {} {mode:o}: {e}", path.display()));
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

@@ -1,18 +1,18 @@
-//! Helpers shared by the CDC end-to-end tests (`tests/e2e_cdc.rs`, `tests/cdc_cli.rs`): the real
+//! Helpers shared by the CDC end-to-end tests (`tests/e2e_cdc.rs`, `tests/cdc_cli.rs`,
+//! `tests/e2e_values.rs`): the real
 //! CLI starting the real plugin binary with `cdc_id`, expected state read from PostgreSQL, the
 //! destination's applied state, and the plugin process to kill.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::cli::{self, Config as CliConfig, RunningCli};
-use crate::support::destination;
-use crate::support::pg::{roles, PgServer};
+use super::cli::{self, Config as CliConfig, RunningCli};
+use super::destination;
+use super::pg::{roles, PgServer};
 
-pub const PLUGIN: &str = env!("CARGO_BIN_EXE_cq-source-postgresql");
+pub use super::cli::PLUGIN;
 
 /// A CDC stream's CLI config: the real plugin (`registry: local`), `cdc_id`, the given tables,
 /// one test destination in `dir/dest` (write_mode `overwrite`: upserts by primary key).
@@ -37,10 +37,11 @@ impl CdcRun {
         std::fs::create_dir_all(dir).unwrap();
         let dest = dir.join("dest");
         let cfg = CliConfig::local(PLUGIN, &dest)
-            .spec(json!({
-                "connection_string": pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres"),
-                "cdc_id": cdc_id,
-            }))
+            .spec(cli::pg_spec(
+                pg,
+                roles::SUPERUSER,
+                json!({ "cdc_id": cdc_id }),
+            ))
             .tables(tables)
             .write_mode("overwrite");
         let config = f(cfg).write(dir);
