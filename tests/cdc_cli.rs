@@ -1,4 +1,4 @@
-//! Must-show 7 of issue 5, through the real CLI starting the real plugin binary with `cdc_id`,
+//! Delete-after-insert races through the real CLI starting the real plugin binary with `cdc_id`,
 //! and the test destination (which applies upserts and deletes): keys inserted then deleted,
 //! updated then deleted, deleted then re-inserted, in millisecond bursts, hundreds of times
 //! across three tables; then the cross-flush race (a key's delete one flush after its insert);
@@ -6,7 +6,7 @@
 //! applied state equals the source (read from PostgreSQL).
 //!
 //! This exercises what only the CLI can: its reordering of `delete_record` ahead of earlier
-//! inserts (reference §9), against the buffer's coalescing and hold (batch.rs).
+//! inserts, against the buffer's coalescing and hold (batch.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;

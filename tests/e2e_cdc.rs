@@ -2,10 +2,8 @@
 //! real PostgreSQL servers, changes made with psql (or a wire connection), and the test
 //! destination applying upserts and deletes. Expected state always comes from PostgreSQL
 //! (`to_jsonb` of each row, ordered by primary key), never from the plugin's output.
-//!
-//! Issue 5's must-show list: 1 `cdc_matrix_first_start…`, 2 `latency…`, 3
-//! `cdc_matrix_restart…`, 4 and 9 `two_cdc_ids…`, 5 `cdc_matrix_init_errors…`, 6 `toast…`,
-//! 7 in `tests/cdc_cli.rs`, 8 `crash_safety…` (short here, long behind `#[ignore]`).
+//! The `matrix` tests run on PostgreSQL 12–18 in CI; the races of deletes and inserts are in
+//! `tests/cdc_cli.rs`; `crash_safety_long` runs behind `#[ignore]`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
@@ -35,7 +33,7 @@ fn log_since(dest: &std::path::Path, table: &str, from: usize) -> Vec<(String, u
         .collect()
 }
 
-/// Must-show 1 (and 9: runs on PostgreSQL 12–18 in CI).
+/// The first start: the initial sync, then inserts, updates and deletes streamed.
 #[test]
 fn cdc_matrix_first_start_streams_insert_update_delete() {
     let pg = PgServer::start();
@@ -100,7 +98,7 @@ fn cdc_matrix_first_start_streams_insert_update_delete() {
     assert_eq!(objects_exist(&pg, "cq_e2e_first"), (true, true));
 }
 
-/// Must-show 3 (and 9). What is asserted about re-sent rows:
+/// What is asserted about re-sent rows:
 /// - the second run logs no slot creation and no backfill;
 /// - it delivers no row of a key that was not changed in the last `SAFETY_MARGIN` (10 s)
 ///   before the stop or while the plugin was down. Key 1 is changed and then the test waits
@@ -175,7 +173,7 @@ fn cdc_matrix_restart_resumes_without_initial_sync() {
     interrupt(run);
 }
 
-/// Must-show 5 (and 9).
+/// Init fails clearly on `wal_level = replica` and on dynamic placeholders.
 #[test]
 fn cdc_matrix_init_errors_wal_level_and_dynamic_placeholders() {
     let pg = PgServer::start_with(PgOptions {
@@ -208,7 +206,7 @@ fn cdc_matrix_init_errors_wal_level_and_dynamic_placeholders() {
     assert!(out.contains("dynamic placeholders"), "{out}");
 }
 
-/// Must-show 2: commit → arrival at the destination (an upper bound of commit → the change
+/// Commit → arrival at the destination (an upper bound of commit → the change
 /// leaves the plugin) under 20 single-row transactions a second for 10 s.
 #[test]
 fn latency_under_light_steady_load() {
@@ -277,7 +275,7 @@ fn latency_under_light_steady_load() {
     interrupt(run);
 }
 
-/// Must-show 4 and 9: two `cdc_id`s on one database stream side by side, each delivers every
+/// Two `cdc_id`s on one database stream side by side, each delivers every
 /// change; `cleanup-cdc` drops one's slot and publication and leaves the other's alone.
 #[test]
 fn two_cdc_ids_at_once_and_cleanup_drops_only_one() {
@@ -414,7 +412,7 @@ fn two_cdc_ids_at_once_and_cleanup_drops_only_one() {
     assert_eq!(objects_exist(&pg, "cq_e2e_two"), (true, true));
 }
 
-/// Must-show 6: an update of another column keeps a 100 kB TOASTed text intact (REPLICA
+/// An update of another column keeps a 100 kB TOASTed text intact (REPLICA
 /// IDENTITY DEFAULT: the unchanged value is not in the WAL record). `STORAGE EXTERNAL` keeps the
 /// value out of line, uncompressed, whatever its content; the check that no row ever arrived
 /// with the text missing covers every record, not only the end state.
@@ -461,53 +459,9 @@ fn toast_value_survives_update_of_another_column() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Must-show 8: crash safety.
+// Crash safety.
 
 const CRASH_TABLES: [&str; 3] = ["c1", "c2", "c3"];
-
-/// Random inserts, updates and deletes on the three tables, a few transactions at a time, until
-/// `stop`.
-fn workload(url: String, stop: Arc<AtomicBool>, seed: u64) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut w = Connection::connect(&Config::parse(&url).unwrap())
-                .await
-                .unwrap();
-            let mut x = seed | 1;
-            let mut rnd = move |n: u64| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % n
-            };
-            let mut txs = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                let mut sql = String::from("BEGIN;");
-                for _ in 0..1 + rnd(5) {
-                    let t = CRASH_TABLES[rnd(3) as usize];
-                    let k = rnd(400);
-                    sql.push_str(&match rnd(3) {
-                        0 => format!(
-                            "INSERT INTO {t} VALUES ({k}, 'i{txs}', {txs}) ON CONFLICT (id) \
-                             DO UPDATE SET v = excluded.v, n = excluded.n;"
-                        ),
-                        1 => format!("UPDATE {t} SET v = 'u{txs}', n = n + 1 WHERE id = {k};"),
-                        _ => format!("DELETE FROM {t} WHERE id = {k};"),
-                    });
-                }
-                sql.push_str("COMMIT;");
-                w.batch_execute(&sql).await.unwrap();
-                txs += 1;
-                tokio::time::sleep(Duration::from_millis(rnd(15))).await;
-            }
-            txs
-        })
-    })
-}
 
 /// `kills` SIGKILLs of the plugin (the first `backfill_kills` of them as soon as the initial sync
 /// has started, the others at random moments) interleaved with `interrupts` SIGINTs of the CLI,
@@ -535,7 +489,7 @@ fn crash_safety(kills: usize, interrupts: usize, backfill_kills: usize) {
     println!("crash_safety seed {seed}");
     let stop = Arc::new(AtomicBool::new(false));
     let url = pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres");
-    let load = workload(url, stop.clone(), seed);
+    let load = random_workload(url, &CRASH_TABLES, 400, stop.clone(), seed, false);
     let mut x = seed.wrapping_mul(2654435761) | 1;
     let mut rnd = move |n: u64| {
         x ^= x << 13;

@@ -4,17 +4,16 @@
 //! copy, and a slot the server invalidated. Expected state always comes from PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod e2e_cdc_support;
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cq_source_postgresql::wire::{Config, Connection};
-use e2e_cdc_support::*;
 use serde_json::json;
+use support::cdc::*;
 use support::pg::{roles, PgOptions, PgServer};
+use support::wait_until;
 
 const TABLES: [&str; 3] = ["o1", "o2", "o3"];
 
@@ -25,65 +24,6 @@ fn create_tables(pg: &PgServer) {
              INSERT INTO {t} SELECT g, 'seed', 0 FROM generate_series(1, 300, 2) g;"
         ));
     }
-}
-
-/// Random inserts, updates and deletes until `stop`, reconnecting whenever the server goes
-/// away (a failed transaction is simply not counted: the expected state is read from the
-/// server afterwards). Returns the committed transactions.
-fn resilient_workload(
-    url: String,
-    stop: Arc<AtomicBool>,
-    seed: u64,
-) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let cfg = Config::parse(&url).unwrap();
-            let mut conn: Option<Connection> = None;
-            let mut x = seed | 1;
-            let mut rnd = move |n: u64| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % n
-            };
-            let mut committed = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                let Some(c) = conn.as_mut() else {
-                    conn = Connection::connect(&cfg).await.ok();
-                    if conn.is_none() {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    continue;
-                };
-                let mut sql = String::from("BEGIN;");
-                for _ in 0..1 + rnd(4) {
-                    let t = TABLES[rnd(3) as usize];
-                    let k = rnd(300);
-                    sql.push_str(&match rnd(3) {
-                        0 => format!(
-                            "INSERT INTO {t} VALUES ({k}, 'i{committed}', 0) ON CONFLICT (id) \
-                             DO UPDATE SET v = excluded.v, n = {t}.n + 1;"
-                        ),
-                        1 => {
-                            format!("UPDATE {t} SET v = 'u{committed}', n = n + 1 WHERE id = {k};")
-                        }
-                        _ => format!("DELETE FROM {t} WHERE id = {k};"),
-                    });
-                }
-                sql.push_str("COMMIT;");
-                match c.batch_execute(&sql).await {
-                    Ok(()) => committed += 1,
-                    Err(_) => conn = None,
-                }
-                tokio::time::sleep(Duration::from_millis(rnd(20))).await;
-            }
-            committed
-        })
-    })
 }
 
 /// How many times the plugin has started streaming so far.
@@ -114,10 +54,13 @@ fn cdc_survives_server_restarts_and_a_terminated_walsender() {
         .unwrap()
         .as_nanos() as u64;
     println!("seed {seed}");
-    let load = resilient_workload(
+    let load = random_workload(
         pg.url(roles::SUPERUSER, roles::PASSWORD, "postgres"),
+        &TABLES,
+        300,
         stop.clone(),
         seed,
+        true,
     );
     for (i, operation) in ["restart", "terminate walsender", "restart"]
         .iter()
@@ -329,15 +272,14 @@ fn both_hosts(primary: &PgServer, standby: &PgServer) -> String {
 
 /// Waits until the standby holds a synchronized copy of `slot` (PostgreSQL 17+).
 fn wait_slot_synced(standby: &PgServer, slot: &str) {
-    let end = Instant::now() + Duration::from_secs(90);
-    while one(
-        standby,
-        &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND synced AND NOT temporary"),
-    ) != "1"
-    {
-        assert!(Instant::now() < end, "the standby never synchronized {slot}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let sql = format!(
+        "SELECT count(*) FROM pg_replication_slots \
+         WHERE slot_name = '{slot}' AND synced AND NOT temporary"
+    );
+    assert!(
+        wait_until(Duration::from_secs(90), || one(standby, &sql) == "1"),
+        "the standby never synchronized {slot}"
+    );
 }
 
 /// A primary and a physical standby that synchronizes the failover slot; during a
@@ -360,7 +302,7 @@ fn failover_continues(version: u32) {
     });
     let mut run = cdc.start_streaming();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = resilient_workload(url.clone(), stop.clone(), 7);
+    let load = random_workload(url.clone(), &TABLES, 300, stop.clone(), 7, true);
     std::thread::sleep(Duration::from_secs(3));
     wait_slot_synced(&standby, "cq_e2e_failover");
     std::thread::sleep(Duration::from_secs(2));
@@ -538,18 +480,13 @@ fn cdc_from_a_standby(version: u32) {
         "CREATE PUBLICATION cq_e2e_standby FOR TABLE public.o1, public.o2, public.o3 \
          WITH (publish_via_partition_root = true)",
     );
-    let end = Instant::now() + Duration::from_secs(30);
-    while one(
-        &standby,
-        "SELECT count(*) FROM pg_publication WHERE pubname = 'cq_e2e_standby'",
-    ) != "1"
-    {
-        assert!(
-            Instant::now() < end,
-            "the publication never reached the standby"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(
+        wait_until(Duration::from_secs(30), || one(
+            &standby,
+            "SELECT count(*) FROM pg_publication WHERE pubname = 'cq_e2e_standby'"
+        ) == "1"),
+        "the publication never reached the standby"
+    );
 
     standby.psql("ALTER SYSTEM SET hot_standby_feedback = off");
     standby.psql("SELECT pg_reload_conf()");

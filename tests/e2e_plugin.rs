@@ -1,8 +1,8 @@
-//! Issue 3's "Must show", end to end: the plugin binary under the real CloudQuery CLI 6.21.1
+//! The plugin binary end to end under the real CloudQuery CLI 6.21.1
 //! (`registry: local` over the unix socket, `registry: grpc` over TCP), real PostgreSQL servers
 //! from `support::pg`, and the test destination of `tests/destination/`.
 //!
-//! Expected values come from the DDL each test writes and from `type-mapping.md`, never from the
+//! Expected values come from the DDL each test writes and the type mapping in the README, never from the
 //! plugin's own output. `plugin_cli.rs` covers what needs no database (validate-config of each bad
 //! spec, the serve flags, signals on an idle plugin); this file adds the database-backed paths and
 //! runs every bad spec through `sync` as well.
@@ -90,7 +90,7 @@ struct T {
     fields: Vec<F>,
 }
 
-/// What the DDL above must produce (type-mapping.md: integer → Int32, varchar/text/char(n) and
+/// What the DDL above must produce (the README's type mapping: integer → Int32, varchar/text/char(n) and
 /// numeric → Utf8, uuid → FixedSizeBinary(16) with the `uuid` extension, timestamptz(3) →
 /// Timestamp(ms, UTC), text[] → List<Utf8>; NOT NULL → non-nullable; primary_key on every PK
 /// column; unique only for a column that alone forms a PK or UNIQUE constraint).
@@ -385,7 +385,7 @@ fn e2e_plugin_sync_tables_skip_tables_and_a_pattern_matching_nothing() {
 // ------------------------------------------------------------------------------------------------
 // `cloudquery tables`: the type contract
 
-/// (column type, Arrow type as arrow-go prints it in `__tables.json`) from type-mapping.md; each
+/// (column type, Arrow type as arrow-go prints it in `__tables.json`) from the README's type mapping; each
 /// also gets an array column `a_<name>` of type `list<item: <arrow>, nullable>`, except the
 /// serials (no arrays of them).
 fn type_contract(major: u32) -> Vec<(&'static str, &'static str, &'static str)> {
@@ -631,7 +631,7 @@ fn e2e_plugin_tables_with_an_unreachable_database_lists_none_with_a_warning() {
 
 const CONN: &str = "postgres://user:Pa55-w0rd!secret@localhost:5432/db?sslmode=disable";
 
-/// Each bad spec of issue 3's table (and `concurrency`), with the field the error must name.
+/// Each bad spec of the README's spec table (and `concurrency`), with the field the error must name.
 fn bad_specs() -> Vec<(Value, &'static str)> {
     vec![
         (Value::Null, "connection_string"),

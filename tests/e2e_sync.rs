@@ -1,7 +1,7 @@
-//! Issue 4, must-show 1, 2, 4–10 and the per-table failure rules, end to end: a real PostgreSQL
+//! Full syncs and the per-table failure rules, end to end: a real PostgreSQL
 //! (`support::pg`), the real CloudQuery CLI running the plugin binary (`registry: local`), and the
 //! test destination, read back with `inspect.py`. Expected figures come from PostgreSQL
-//! (`count(*)`, SQL) or the test's own constants. Must-show 3 (every type) is `e2e_sync_types.rs`.
+//! (`count(*)`, SQL) or the test's own constants. Every type is in `e2e_sync_types.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
@@ -74,7 +74,7 @@ fn seed_shop(pg: &PgServer) {
     );
 }
 
-/// Must-show 1: `tables: ["*"]` syncs all three tables with the source's row counts.
+/// `tables: ["*"]` syncs all three tables with the source's row counts.
 #[test]
 fn e2e_sync_all_tables_with_source_row_counts() {
     let pg = PgServer::start();
@@ -121,7 +121,7 @@ fn e2e_sync_all_tables_with_source_row_counts() {
     }
 }
 
-/// Must-show 2: `tables: ["users", "orders"]` leaves products out.
+/// `tables: ["users", "orders"]` leaves products out.
 #[test]
 fn e2e_sync_selected_tables_only() {
     let pg = PgServer::start();
@@ -136,7 +136,7 @@ fn e2e_sync_selected_tables_only() {
     assert!(destination::schema(&dest(tmp.path()), "products").is_none());
 }
 
-/// Must-show 4: records of `rows_per_record` rows, the rest in the last one.
+/// Records of `rows_per_record` rows, the rest in the last one.
 #[test]
 fn e2e_sync_batching_follows_rows_per_record() {
     let pg = PgServer::start();
@@ -165,7 +165,7 @@ fn e2e_sync_batching_follows_rows_per_record() {
     }
 }
 
-/// Must-show 5: a table with no rows gets its schema and no record.
+/// A table with no rows gets its schema and no record.
 #[test]
 fn e2e_sync_zero_row_table_gets_schema_and_no_record() {
     let pg = PgServer::start();
@@ -215,7 +215,7 @@ fn utc_year_month() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Must-show 6: `destination_table_name` templates, rendered per table at sync time (UTC).
+/// `destination_table_name` templates, rendered per table at sync time (UTC).
 #[test]
 fn e2e_sync_destination_table_name_templates() {
     let pg = PgServer::start();
@@ -291,7 +291,7 @@ fn pgbench(pg: &PgServer, dir: &Path, script: &str, seconds: u32) -> Child {
     cmd.spawn().expect("starting pgbench")
 }
 
-/// Must-show 7: all tables are read in one snapshot. A writer commits, continuously during the
+/// All tables are read in one snapshot. A writer commits, continuously during the
 /// sync, transactions that each add an `accounts` row and the matching `ledger` row; read at
 /// different instants the two tables would disagree.
 #[test]
@@ -387,7 +387,7 @@ fn process_gone(pid: u32) -> bool {
     }
 }
 
-/// Must-show 8: the server backend killed mid-COPY ends the sync with an error naming the table
+/// The server backend killed mid-COPY ends the sync with an error naming the table
 /// and the lost connection; the CLI exits non-zero and the plugin process exits.
 #[test]
 fn e2e_sync_backend_killed_mid_copy_fails_naming_the_table() {
@@ -451,7 +451,7 @@ fn e2e_sync_backend_killed_mid_copy_fails_naming_the_table() {
     println!("lost-connection message: {lost}");
 }
 
-/// Must-show 9: `--shard 1/2` and `--shard 2/2` together deliver every table exactly once.
+/// `--shard 1/2` and `--shard 2/2` together deliver every table exactly once.
 #[test]
 fn e2e_sync_two_shards_cover_every_table_once() {
     let pg = PgServer::start();
@@ -485,7 +485,7 @@ fn e2e_sync_two_shards_cover_every_table_once() {
     }
 }
 
-/// Must-show 10: 100,000 rows in 10 tables through the CLI; prints the wall time.
+/// 100,000 rows in 10 tables through the CLI; prints the wall time.
 #[test]
 fn e2e_sync_100k_rows_in_10_tables_is_quick() {
     let pg = PgServer::start();
@@ -572,9 +572,9 @@ fn e2e_sync_table_dropped_after_discovery_is_a_warning() {
     }
 }
 
-/// A table the user may not SELECT: an error log naming it, the others synced, exit 0.
-#[test]
-fn e2e_sync_table_without_select_privilege_is_an_error_log_others_sync() {
+/// The shop tables plus `secret`, which the role `reader` (password `roles::PASSWORD`) may not
+/// read while it may read the others.
+fn shop_with_unreadable_table() -> PgServer {
     let pg = PgServer::start();
     seed_shop(&pg);
     pg.psql(&format!(
@@ -583,6 +583,13 @@ fn e2e_sync_table_without_select_privilege_is_an_error_log_others_sync() {
          GRANT SELECT ON users, orders, products TO reader;",
         roles::PASSWORD
     ));
+    pg
+}
+
+/// A table the user may not SELECT: an error log naming it, the others synced, exit 0.
+#[test]
+fn e2e_sync_table_without_select_privilege_is_an_error_log_others_sync() {
+    let pg = shop_with_unreadable_table();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = config_as(&pg, tmp.path(), "reader", json!({}));
     let run = sync(&cfg.write(tmp.path())).run();
@@ -624,14 +631,7 @@ fn table_failure_keeps_the_server_sqlstate_as_a_field() {
     use cq_source_postgresql::source::spec::{accept_any_conn_string, Spec};
     use cq_source_postgresql::source::{PostgresSource, Source, SyncRequest};
 
-    let pg = PgServer::start();
-    seed_shop(&pg);
-    pg.psql(&format!(
-        "CREATE ROLE reader LOGIN PASSWORD '{}';
-         CREATE TABLE secret (id int); INSERT INTO secret VALUES (1), (2);
-         GRANT SELECT ON users, orders, products TO reader;",
-        roles::PASSWORD
-    ));
+    let pg = shop_with_unreadable_table();
     let spec = json!({ "connection_string": pg.url("reader", roles::PASSWORD, "postgres") });
     let spec = Spec::parse(spec.to_string().as_bytes(), accept_any_conn_string).expect("spec");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

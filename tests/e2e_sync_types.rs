@@ -1,5 +1,4 @@
-//! Issue 4, must-show 3 and 5 (NULLs): a round trip of every type of the contract
-//! (`type-mapping.md`) through the real CLI into the test destination, on every PostgreSQL major
+//! A round trip of every type of the type contract (NULLs included) through the real CLI into the test destination, on every PostgreSQL major
 //! (the test name contains `matrix`).
 //!
 //! One table holds a column of each type and an array column of each, with a row of ordinary

@@ -5,7 +5,6 @@
 //! protobuf definitions. Row counts come from the test's own constants.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod e2e_cdc_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -97,7 +96,7 @@ fn is_go_duration(s: &str) -> bool {
     !s.is_empty() && re.is_match(s)
 }
 
-/// Must-show 1: the CLI's receiver writes every table with its row count and duration.
+/// The CLI's receiver writes every table with its row count and duration.
 #[test]
 fn telemetry_tables_metrics_file_through_the_cli() {
     let pg = PgServer::start();
@@ -241,7 +240,7 @@ fn as_u64(v: &Value) -> Option<u64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-/// Must-show 2, first half: one `sync` span and one `sync.table.<name>` span per table under
+/// One `sync` span and one `sync.table.<name>` span per table under
 /// it, with its row count, and the per-table counters, at a collector given by the spec's
 /// `otel_endpoint`.
 #[test]
@@ -355,7 +354,7 @@ fn telemetry_spans_per_table_at_an_otlp_receiver() {
     );
 }
 
-/// Must-show 2, second half: while a CDC stream runs, the change rate, the WAL lag and the
+/// While a CDC stream runs, the change rate, the WAL lag and the
 /// commit-to-emit latency reach the collector.
 #[test]
 fn telemetry_cdc_metrics_during_a_stream() {
@@ -365,7 +364,7 @@ fn telemetry_cdc_metrics_during_a_stream() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(tmp.path());
     let endpoint = receiver.endpoint();
-    let cdc = e2e_cdc_support::CdcRun::with(&pg, tmp.path(), "otel", &["t"], |c| {
+    let cdc = support::cdc::CdcRun::with(&pg, tmp.path(), "otel", &["t"], |c| {
         c.source_key("otel_endpoint", json!(endpoint))
             .source_key("otel_endpoint_insecure", json!(true))
     });
@@ -374,7 +373,7 @@ fn telemetry_cdc_metrics_during_a_stream() {
         .timeout(Duration::from_secs(300))
         .spawn();
     assert!(
-        e2e_cdc_support::wait_streaming(&mut run, Duration::from_secs(90)),
+        support::cdc::wait_streaming(&mut run, Duration::from_secs(90)),
         "not streaming:\n{}",
         run.log()
     );
@@ -414,7 +413,7 @@ fn telemetry_cdc_metrics_during_a_stream() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    e2e_cdc_support::interrupt(run);
+    support::cdc::interrupt(run);
     println!("rate {rate:?}\nlag {lag:?}\nlatency {:?}", latency.last());
     assert_eq!(rate[0].0, "{change}/s");
     assert_eq!(lag[0].0, "By");

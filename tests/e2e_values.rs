@@ -178,7 +178,7 @@ fn spec(pg: &PgServer, extra: Value) -> Value {
     spec
 }
 
-/// Must-show 1: ±infinity, the calendar edges, 294276-12-31, 4713-01-01 BC, ordinary values and
+/// ±infinity, the calendar edges, 294276-12-31, 4713-01-01 BC, ordinary values and
 /// NULLs in date, timestamp, timestamp(0) and timestamptz columns and arrays, synced with
 /// `tables: ["*"]` beside other tables: under the default rule (clamp), under `null`, under
 /// `error`, and through CDC.
@@ -371,7 +371,7 @@ fn decimal_rows() -> Vec<String> {
     ]
 }
 
-/// Must-show 2 and 3 on every major (`matrix`): `numeric_type: decimal` (precisions 1, 18, 38,
+/// On every major (`matrix`): `numeric_type: decimal` (precisions 1, 18, 38,
 /// 39, 76 with scale 0 and larger, negative values, trailing zeros, NaN → NULL, arrays, NULLs,
 /// unconstrained (where ±Infinity lives: a type modifier refuses it) and p > 76 as text) and `interval_type: month_day_nano`
 /// (months, days, µs as PostgreSQL stores them, negative and mixed signs), full sync and CDC

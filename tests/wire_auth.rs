@@ -1,4 +1,4 @@
-//! Authentication methods against real servers (issue 2, must-show 7): trust, cleartext, md5,
+//! Authentication methods against real servers: trust, cleartext, md5,
 //! SCRAM-SHA-256, and SCRAM-SHA-256-PLUS over TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 

@@ -1,5 +1,5 @@
 //! Wire client against real servers: connection strings, version, wrong password, refused and
-//! silent hosts, unix sockets, environment and passfile (issue 2, must-show 1–5 and 8).
+//! silent hosts, unix sockets, environment and passfile.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;
@@ -43,7 +43,7 @@ async fn matrix_url_connects_and_reports_server_version() {
     assert_eq!(conn.server_version_num() / 10000, pg.version_major());
     assert!(conn.process_id() > 0);
     assert_eq!(conn.parameter("client_encoding"), Some("UTF8"));
-    // The session settings of type-mapping.md, as the server sees them.
+    // The session settings every connection sends, as the server sees them.
     assert_eq!(one_value(&mut conn, "SHOW TimeZone").await, "UTC");
     assert_eq!(one_value(&mut conn, "SHOW DateStyle").await, "ISO, MDY");
     assert_eq!(one_value(&mut conn, "SHOW IntervalStyle").await, "iso_8601");

@@ -1,4 +1,4 @@
-//! COPY BINARY of 1,000,000 rows streams with constant memory (issue 2, must-show 9). Alone in
+//! COPY BINARY of 1,000,000 rows streams with constant memory. Alone in
 //! its test binary so no other test's allocations move the process's peak RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 

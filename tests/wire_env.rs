@@ -1,5 +1,4 @@
-//! The real process environment fills what the connection string leaves out (issue 2,
-//! must-show 8). Alone in its binary: it sets process-wide variables.
+//! The real process environment fills what the connection string leaves out. Alone in its binary: it sets process-wide variables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;

@@ -1,5 +1,5 @@
 //! Extended query, COPY streams, errors, cancel and lost connections against a real server
-//! (issue 2, must-show 9 and the error contract).
+//!.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;

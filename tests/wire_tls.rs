@@ -1,4 +1,4 @@
-//! TLS per sslmode against a real server (issue 2, must-show 6).
+//! TLS per sslmode against a real server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod support;

@@ -158,3 +158,72 @@ pub fn objects_exist(pg: &PgServer, name: &str) -> (bool, bool) {
     ) == "1";
     (slot, publication)
 }
+
+/// Random transactions of inserts (upserts), updates and deletes, one to five statements each,
+/// on tables shaped `(id int PRIMARY KEY, v text, n int)`, until `stop`. With `reconnect`, a
+/// transaction that fails (the server restarting) is dropped and the connection opened again;
+/// otherwise a failure panics. Returns the committed transactions.
+pub fn random_workload(
+    url: String,
+    tables: &'static [&'static str],
+    keys: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seed: u64,
+    reconnect: bool,
+) -> std::thread::JoinHandle<u64> {
+    use cq_source_postgresql::wire::{Config, Connection};
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let cfg = Config::parse(&url).unwrap();
+            let mut conn: Option<Connection> = None;
+            let mut x = seed | 1;
+            let mut rnd = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            let mut committed = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let Some(c) = conn.as_mut() else {
+                    match Connection::connect(&cfg).await {
+                        Ok(c) => conn = Some(c),
+                        Err(_) if reconnect => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => panic!("workload connection: {e}"),
+                    }
+                    continue;
+                };
+                let mut sql = String::from("BEGIN;");
+                for _ in 0..1 + rnd(5) {
+                    let t = tables[rnd(tables.len() as u64) as usize];
+                    let k = rnd(keys);
+                    sql.push_str(&match rnd(3) {
+                        0 => format!(
+                            "INSERT INTO {t} VALUES ({k}, 'i{committed}', {committed}) \
+                             ON CONFLICT (id) DO UPDATE SET v = excluded.v, n = excluded.n;"
+                        ),
+                        1 => {
+                            format!("UPDATE {t} SET v = 'u{committed}', n = n + 1 WHERE id = {k};")
+                        }
+                        _ => format!("DELETE FROM {t} WHERE id = {k};"),
+                    });
+                }
+                sql.push_str("COMMIT;");
+                match c.batch_execute(&sql).await {
+                    Ok(()) => committed += 1,
+                    Err(_) if reconnect => conn = None,
+                    Err(e) => panic!("workload transaction: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(rnd(15))).await;
+            }
+            committed
+        })
+    })
+}
