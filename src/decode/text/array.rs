@@ -156,6 +156,15 @@ impl ArrayParser<'_> {
         self.text.get(self.pos).copied()
     }
 
+    /// The character after the `\` at the current position.
+    fn escaped(&self) -> Result<u8, DecodeError> {
+        self.text.get(self.pos + 1).copied().ok_or(err(
+            Self::WHAT,
+            "a character after '\\'",
+            self.pos,
+        ))
+    }
+
     fn skip_ws(&mut self) {
         while self.peek().is_some_and(|b| b.is_ascii_whitespace()) {
             self.pos += 1;
@@ -258,11 +267,7 @@ impl ArrayParser<'_> {
                         break;
                     }
                     Some(b'\\') => {
-                        let c = self.text.get(self.pos + 1).copied().ok_or(err(
-                            Self::WHAT,
-                            "a character after '\\'",
-                            self.pos,
-                        ))?;
+                        let c = self.escaped()?;
                         self.scratch.push(c);
                         self.pos += 2;
                     }
@@ -283,11 +288,7 @@ impl ArrayParser<'_> {
                         return Err(err(Self::WHAT, "'{' or '\"' only where allowed", self.pos))
                     }
                     Some(b'\\') => {
-                        let c = self.text.get(self.pos + 1).copied().ok_or(err(
-                            Self::WHAT,
-                            "a character after '\\'",
-                            self.pos,
-                        ))?;
+                        let c = self.escaped()?;
                         self.scratch.push(c);
                         escaped = true;
                         self.pos += 2;
